@@ -1,0 +1,80 @@
+"""Run scale, seeds and paths shared by every chapter.
+
+The book runs at *full* scale by default and at *quick* scale when the environment
+variable ``BOOK_QUICK=1`` is set. Quick scale only shrinks sizes; the code path is the same.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+ROOT: Path = Path(__file__).resolve().parent.parent
+"""The repository root."""
+
+DATA_DIR: Path = ROOT / "data"
+"""Where data sources are described and generated caches are written."""
+
+CACHE_DIR: Path = DATA_DIR / "cache"
+"""Generated caches (trained weights, prepared crops); ignored by git."""
+
+SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
+"""The seeds every repeated experiment draws from, in order."""
+
+
+def is_quick() -> bool:
+    """Return True when the environment asks for the quick scale (``BOOK_QUICK=1``)."""
+    value = os.environ.get("BOOK_QUICK", "0").strip().lower()
+    if value not in {"", "0", "1", "false", "true", "no", "yes"}:
+        raise ValueError(
+            f"BOOK_QUICK={value!r} is not understood; set it to 1 for the quick scale "
+            "or 0 (or leave it unset) for the full scale."
+        )
+    return value in {"1", "true", "yes"}
+
+
+QUICK: bool = is_quick()
+"""True at quick scale (``BOOK_QUICK=1``), read once when the module is imported."""
+
+
+def scale(full: int, quick: int) -> int:
+    """Return ``quick`` at quick scale and ``full`` otherwise.
+
+    Args:
+        full: the size used by the published book.
+        quick: the smaller size used by CI's notebook run.
+
+    Returns:
+        The size for the current scale.
+    """
+    if full < 1 or quick < 1:
+        raise ValueError(f"scale() needs positive sizes, got full={full}, quick={quick}.")
+    return quick if QUICK else full
+
+
+def seeds(n: int) -> tuple[int, ...]:
+    """Return the first ``n`` of the book's seeds (more are generated if needed)."""
+    if n < 1:
+        raise ValueError(f"Ask for at least one seed, got n={n}.")
+    return tuple(SEEDS) + tuple(range(len(SEEDS), n)) if n > len(SEEDS) else SEEDS[:n]
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow (via Keras) in one call."""
+    random.seed(seed)
+    np.random.seed(seed)
+    import keras  # imported here so that importing config stays light
+
+    keras.utils.set_random_seed(seed)
+
+
+def cache_dir(name: str) -> Path:
+    """Return (and create) a per-chapter cache folder under ``data/cache``."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"Cache names are plain folder names, got {name!r}.")
+    path = CACHE_DIR / ("quick" if QUICK else "full") / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

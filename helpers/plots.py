@@ -1,0 +1,70 @@
+"""Shared figure code: one colour per activation and per method, across the whole book."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+
+# Colour-blind-safe palette (Okabe & Ito, and Tol's muted colours), one fixed colour a name.
+COLORS: dict[str, str] = {
+    # activations
+    "sigmoid": "#999999",
+    "tanh": "#882255",
+    "relu": "#0072B2",
+    "leaky_relu": "#56B4E9",
+    "leaky_relu_100": "#56B4E9",
+    "leaky_relu_5.5": "#117733",
+    "prelu": "#009E73",
+    "rrelu": "#D55E00",
+    "elu": "#CC79A7",
+    "gelu": "#E69F00",
+    "swish": "#332288",
+    "softmax": "#000000",
+    # methods (regularisation, colorisation, deployment formats)
+    "l1": "#D55E00",
+    "l2": "#0072B2",
+    "elastic_net": "#009E73",
+    "none": "#999999",
+    "regression": "#999999",
+    "classification": "#0072B2",
+    "rebalanced": "#D55E00",
+}
+
+LABELS: dict[str, str] = {
+    "sigmoid": "Sigmoid", "tanh": "tanh", "relu": "ReLU", "leaky_relu": "Leaky ReLU",
+    "leaky_relu_100": "Leaky ReLU (a=100)", "leaky_relu_5.5": "Leaky ReLU (a=5.5)",
+    "prelu": "PReLU", "rrelu": "RReLU", "elu": "ELU", "gelu": "GELU", "swish": "Swish",
+    "softmax": "Softmax", "l1": "L1", "l2": "L2", "elastic_net": "Elastic net",
+    "none": "No penalty", "regression": "L2 regression", "classification": "Classification",
+    "rebalanced": "Classification, rebalanced",
+}
+
+
+def color(name: str) -> str:
+    """Return the book's colour for an activation or method name (e.g. ``"relu"``)."""
+    key = name.lower()
+    if key not in COLORS:
+        raise ValueError(f"No colour for {name!r}; known names: {', '.join(sorted(COLORS))}. "
+                         "Add it to helpers.plots.COLORS so every chapter uses the same one.")
+    return COLORS[key]
+
+
+def label(name: str) -> str:
+    """Return the display label for an activation or method name."""
+    return LABELS.get(name.lower(), name)
+
+
+def use_book_style() -> None:
+    """Apply the book's matplotlib defaults (sizes, grid, no top/right spines)."""
+    mpl.rcParams.update({
+        "figure.figsize": (7.0, 4.0),
+        "figure.dpi": 100,
+        "savefig.dpi": 100,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "legend.frameon": False,
+        "animation.embed_limit": 5.0,  # MB: keeps every animated page under 5 MB
+    })
+    plt.rcParams["axes.prop_cycle"] = mpl.cycler(color=list(dict.fromkeys(COLORS.values())))
