@@ -56,3 +56,49 @@ class RReLU(keras.layers.Layer):
         config = super().get_config()
         config.update({"lower": self.lower, "upper": self.upper, "seed": self.seed})
         return config
+
+
+ACTIVATIONS: tuple[str, ...] = (
+    "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "rrelu", "elu", "gelu", "swish",
+)
+"""The activation names the book knows, in the order chapters show them."""
+
+
+def activation_layer(name: str, **params) -> keras.layers.Layer:
+    """Return a fresh Keras layer for an activation named as in ``ACTIVATIONS``.
+
+    Args:
+        name: one of ``ACTIVATIONS``.
+        **params: the activation's own parameter: ``negative_slope`` for ``leaky_relu``
+            (default 0.01), ``initial_slope`` for ``prelu`` (default 0.25, one slope per
+            channel), ``lower``/``upper``/``seed`` for ``rrelu`` (default U(3, 8)),
+            ``alpha`` for ``elu`` (default 1.0).
+
+    Returns:
+        A new, unbuilt layer (PReLU carries trainable slopes, so never share one).
+    """
+    allowed = {"leaky_relu": {"negative_slope"}, "prelu": {"initial_slope"},
+               "rrelu": {"lower", "upper", "seed"}, "elu": {"alpha"}}
+    if name not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}.")
+    unknown = set(params) - allowed.get(name, set())
+    if unknown:
+        raise ValueError(f"{name} takes no parameter(s) {sorted(unknown)}; it accepts "
+                         f"{sorted(allowed.get(name, set())) or 'none'}.")
+    if name == "leaky_relu":
+        slope = float(params.get("negative_slope", 0.01))
+        if slope < 0:
+            raise ValueError(f"negative_slope must be >= 0, got {slope}.")
+        return keras.layers.LeakyReLU(negative_slope=slope)
+    if name == "prelu":
+        initial = float(params.get("initial_slope", 0.25))
+        return keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(initial))
+    if name == "rrelu":
+        return RReLU(**params)
+    if name == "elu":
+        alpha = float(params.get("alpha", 1.0))
+        if alpha <= 0:
+            raise ValueError(f"ELU needs alpha > 0, got {alpha}; the ELU paper uses 1.0.")
+        return keras.layers.ELU(alpha=alpha)
+    keras_name = {"swish": "silu"}.get(name, name)
+    return keras.layers.Activation(keras_name, name=None)
