@@ -46,10 +46,10 @@ def _link_debian_files(source: Path, target: Path) -> bool:
     target.mkdir(parents=True, exist_ok=True)
     for fname in FASHION_MNIST_FILES:
         link = target / fname
-        if not link.exists():
-            if link.is_symlink():  # a dangling link from an earlier install
-                link.unlink()
-            link.symlink_to(source / fname)
+        if link.is_symlink() and link.resolve() != (source / fname).resolve():
+            link.unlink()  # a link to another copy, or a dangling one
+        if not link.exists():  # a file Keras downloaded earlier is kept
+            link.symlink_to((source / fname).resolve())
     return True
 
 

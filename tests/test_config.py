@@ -1,0 +1,42 @@
+import importlib
+
+import pytest
+
+from helpers import config
+
+
+def test_quick_follows_environment(monkeypatch):
+    monkeypatch.setenv("BOOK_QUICK", "1")
+    assert importlib.reload(config).QUICK is True
+    assert config.scale(full=100, quick=3) == 3
+    monkeypatch.setenv("BOOK_QUICK", "0")
+    assert importlib.reload(config).QUICK is False
+    assert config.scale(full=100, quick=3) == 100
+    monkeypatch.delenv("BOOK_QUICK")
+    assert importlib.reload(config).QUICK is False
+
+
+def test_unreadable_quick_value_is_rejected(monkeypatch):
+    monkeypatch.setenv("BOOK_QUICK", "fast")
+    with pytest.raises(ValueError, match="BOOK_QUICK"):
+        config.is_quick()
+
+
+def test_seeds_are_stable_and_extendable():
+    assert config.seeds(3) == (0, 1, 2)
+    assert config.seeds(7) == (0, 1, 2, 3, 4, 5, 6)
+    with pytest.raises(ValueError, match="at least one seed"):
+        config.seeds(0)
+
+
+def test_scale_rejects_non_positive_sizes():
+    with pytest.raises(ValueError, match="positive sizes"):
+        config.scale(full=0, quick=1)
+
+
+def test_cache_dir_is_per_scale_and_rejects_paths(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path)
+    path = config.cache_dir("chapter")
+    assert path.is_dir() and path.parent.name in {"quick", "full"}
+    with pytest.raises(ValueError, match="plain folder names"):
+        config.cache_dir("../escape")
