@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 # Colour-blind-safe palette (Okabe & Ito, and Tol's muted colours), one fixed colour a name.
 COLORS: dict[str, str] = {
     # activations
-    "sigmoid": "#999999",
+    "sigmoid": "#4D4D4D",
     "tanh": "#882255",
     "relu": "#0072B2",
     "leaky_relu": "#56B4E9",

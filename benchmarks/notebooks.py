@@ -1,0 +1,110 @@
+"""Wall time and peak memory of every chapter, at quick and full scale, in one run.
+
+    python benchmarks/notebooks.py [--scale quick|full|both] [--only NAME ...]
+
+Each notebook is executed in a fresh kernel (as the book build does, from `chapters/`);
+the kernel's peak resident memory is read from the kernel process's VmHWM. Prints a table
+and writes benchmarks/results/notebooks.json. Targets: the whole book under 15 minutes at
+full scale and under 3 minutes at quick scale on a 2-core machine; every notebook under 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
+RESULTS = ROOT / "benchmarks" / "results" / "notebooks.json"
+
+
+def _vm_hwm_bytes(pid: int) -> int:
+    """Peak resident set size of a process (Linux VmHWM), 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+class _PeakWatcher(threading.Thread):
+    """Polls the peak RSS of this process's children (the kernel) until stopped."""
+
+    def __init__(self, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            for child in me.children(recursive=True):
+                self.peak = max(self.peak, _vm_hwm_bytes(child.pid))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self.join()
+        return self.peak
+
+
+def run_notebook(path: Path, quick: bool, timeout: int = 1800) -> dict:
+    """Execute one notebook in a fresh kernel; return its wall time and kernel peak RSS."""
+    os.environ["BOOK_QUICK"] = "1" if quick else "0"
+    os.environ["BOOK_BUILD"] = "1"  # no progress bars, as in the book build
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(CHAPTERS)}})
+    watcher = _PeakWatcher()
+    watcher.start()
+    start = time.perf_counter()
+    try:
+        client.execute()
+    finally:
+        seconds = time.perf_counter() - start
+        peak = watcher.stop()
+    return {"notebook": path.name, "scale": "quick" if quick else "full",
+            "seconds": round(seconds, 1), "peak_rss_mb": round(peak / 2**20, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=["quick", "full", "both"], default="both")
+    parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 02")
+    args = parser.parse_args()
+    notebooks = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+    if args.only:
+        notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in args.only)]
+    if not notebooks:
+        raise SystemExit("No chapter notebooks matched; check --only.")
+    scales = {"quick": [True], "full": [False], "both": [True, False]}[args.scale]
+    rows = [run_notebook(p, quick) for quick in scales for p in notebooks]
+    print(f"{'notebook':38s} {'scale':6s} {'seconds':>8s} {'peak MB':>8s}")
+    for r in rows:
+        print(f"{r['notebook']:38s} {r['scale']:6s} {r['seconds']:8.1f} {r['peak_rss_mb']:8.1f}")
+    totals = {}
+    for r in rows:
+        totals[r["scale"]] = round(totals.get(r["scale"], 0) + r["seconds"], 1)
+    for scale, total in totals.items():
+        print(f"{'total':38s} {scale:6s} {total:8.1f}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "targets": {"full_total_s": 900, "quick_total_s": 180, "peak_rss_mb": 2048},
+        "notebooks": rows, "totals_s": totals,
+    }, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
