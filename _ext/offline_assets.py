@@ -1,7 +1,11 @@
-"""Sphinx extension: serve MathJax from the site itself, so pages need no CDN.
+"""Sphinx extension: pages that work offline and load cleanly.
 
-MathJax 3 comes from the PyPI package ``django-static-mathjax`` (pinned in requirements.txt);
-its ``es5`` build is copied to ``_static/mathjax`` and ``mathjax_path`` points there.
+- MathJax is served from the site itself: MathJax 3 comes from the PyPI package
+  ``django-static-mathjax`` (pinned in requirements.txt); its ``es5`` build is copied to
+  ``_static/mathjax`` and ``mathjax_path`` points there.
+- Inline scripts registered twice (sphinx-thebe's configuration under Jupyter Book 1.0.4,
+  which makes the browser report "Identifier 'THEBE_JS_URL' has already been declared")
+  are written once.
 """
 
 from __future__ import annotations
@@ -33,6 +37,22 @@ def _copy_mathjax(app: Sphinx) -> None:
     shutil.copytree(_mathjax_es5(), target, dirs_exist_ok=True)
 
 
+def _drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for script in scripts:
+        # Inline scripts come with filename None or '' depending on who registered them.
+        filename = getattr(script, "filename", script) or ""
+        key = (str(filename), repr(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _copy_mathjax)
+    app.connect("html-page-context", _drop_duplicate_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
