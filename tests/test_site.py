@@ -86,8 +86,8 @@ def test_page_as_a_reader_sees_it(browser, base_url, site_dir, path):
         assert not errors, f"{path}: console errors {errors}"
 
         # Offline: nothing leaves 127.0.0.1.
-        outside = [u for u in requests
-                   if urlparse(u).scheme in {"http", "https"} and urlparse(u).hostname != "127.0.0.1"]
+        web = [urlparse(u) for u in requests if urlparse(u).scheme in {"http", "https"}]
+        outside = [u.geturl() for u in web if u.hostname != "127.0.0.1"]
         assert not outside, f"{path}: requests leave the machine: {outside}"
 
         # Every image decoded, every image described.
