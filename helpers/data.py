@@ -86,3 +86,112 @@ def load_fashion_mnist(source_dir: str | Path | None = None) -> tuple[Split, Spl
             "dataset-fashion-mnist`) or connect to the internet so that "
             "`keras.datasets.fashion_mnist.load_data()` can fetch them."
         ) from err
+
+
+# ---------------------------------------------------------------- photographs (colorization)
+
+PHOTO_PACKAGES = {
+    "mate-backgrounds": "apt-get install mate-backgrounds",
+    "plasma-workspace-wallpapers": "apt-get install plasma-workspace-wallpapers",
+    "lomiri-wallpapers-20.04": "apt-get install lomiri-wallpapers-20.04",
+    "scikit-image": "pip install scikit-image",
+}
+"""The packages that ship the book's photographs, and the command that installs each."""
+
+_MATE = "/usr/share/backgrounds/mate/nature/{}.jpg"
+_PLASMA = "/usr/share/wallpapers/{}/contents/images/{}.jpg"
+_TEST_PHOTOS = {"Garden", "LadyBird", "Path", "EveningGlow", "Kleiber", "chelsea"}
+
+# Curated by looking at every image the packages ship: only real photographs are kept.
+# Left out: illustrations and abstract art (MATE's abstract/desktop sets, most Plasma
+# wallpapers, three of Lomiri's four), near-monochrome photos (Plasma's ColdRipple and Grey),
+# and scikit-image's astronomy, microscopy and retina images.
+PHOTOS: tuple[tuple[str, str, str], ...] = tuple(
+    [(n, _MATE.format(n), "mate-backgrounds") for n in (
+        "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird",
+        "RainDrops", "Storm", "TwoWings", "Wood", "YellowFlower")]
+    + [(n, _PLASMA.format(n, "800x600"), "plasma-workspace-wallpapers") for n in (
+        "BytheWater", "DarkestHour", "EveningGlow", "FallenLeaf", "Kite", "OneStandsOut",
+        "Path", "summer_1am")]
+    + [("ColorfulCups", _PLASMA.format("ColorfulCups", "2560x1600"),
+        "plasma-workspace-wallpapers"),
+       ("Kleiber", "/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg",
+        "lomiri-wallpapers-20.04")]
+    + [(n, f"skimage:{n}.{ext}", "scikit-image") for n, ext in (
+        ("astronaut", "png"), ("chelsea", "png"), ("coffee", "png"),
+        ("motorcycle_left", "png"), ("rocket", "jpg"))]
+)
+"""The book's photographs as ``(name, path, package)``; ``skimage:`` paths are relative to
+scikit-image's bundled data folder."""
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _photo_path(path: str) -> Path:
+    if path.startswith("skimage:"):
+        try:
+            import skimage.data
+        except ImportError:
+            return Path("/nonexistent") / path
+        return Path(skimage.data.__file__).parent / path.split(":", 1)[1]
+    return Path(path)
+
+
+def _read_photo(path: Path, size: int) -> np.ndarray:
+    """Read an image as float32 RGB in [0, 1], scaled so its shorter side is ``size`` px."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode not in {"RGB", "RGBA", "P", "CMYK", "YCbCr"}:
+            raise ValueError(f"{path} is a {im.mode} image, not a colour photograph; "
+                             "leave it out of the folder.")
+        scale = size / min(im.size)
+        target = (max(size, round(im.size[0] * scale)), max(size, round(im.size[1] * scale)))
+        im.draft("RGB", target)  # JPEG: decode at a reduced size, much faster
+        im = im.convert("RGB").resize(target, Image.Resampling.LANCZOS)
+        return np.asarray(im, dtype=np.float32) / 255.0
+
+
+def load_photos(split: str = "train", size: int = 128,
+                folder: str | Path | None = None) -> tuple[list[np.ndarray], list[str]]:
+    """Load colour photographs at a working resolution, split by photo into train and test.
+
+    Without ``folder``, the book's curated ``PHOTOS`` (Debian wallpaper packages and
+    scikit-image); six of them are held out as test photos. With ``folder``, every image in
+    it (sorted by name; every fifth is a test photo), e.g. the post's 2,687 outdoor scenes
+    of 256×256 px unpacked into one folder.
+
+    Args:
+        split: ``"train"``, ``"test"`` or ``"all"``.
+        size: the shorter side of every returned image, in pixels (at least 32).
+        folder: optional folder of your own images.
+
+    Returns:
+        ``(images, names)``: float32 RGB arrays of shape ``(H, W, 3)`` in [0, 1], and names.
+
+    Raises:
+        RuntimeError: naming the package (and install command) of any missing photograph.
+    """
+    if split not in {"train", "test", "all"}:
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}.")
+    if size < 32:
+        raise ValueError(f"size must be at least 32 px (the network's window), got {size}.")
+    if folder is not None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ValueError(f"{str(folder)!r} is not a folder; pass a folder of images.")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+        if not files:
+            raise ValueError(f"No images ({', '.join(PHOTO_SUFFIXES)}) in {str(folder)!r}.")
+        chosen = [(p.stem, p) for i, p in enumerate(files)
+                  if split == "all" or (i % 5 == 4) == (split == "test")]
+    else:
+        entries = [(n, _photo_path(p), pkg) for n, p, pkg in PHOTOS
+                   if split == "all" or (n in _TEST_PHOTOS) == (split == "test")]
+        missing = sorted({pkg for _, p, pkg in entries if not p.is_file()})
+        if missing:
+            raise RuntimeError(
+                "Photographs are missing; install the package(s) that ship them: "
+                + "; ".join(f"{pkg} (`{PHOTO_PACKAGES[pkg]}`)" for pkg in missing) + ".")
+        chosen = [(n, p) for n, p, _ in entries]
+    return [_read_photo(p, size) for _, p in chosen], [n for n, _ in chosen]
