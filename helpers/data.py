@@ -195,3 +195,56 @@ def load_photos(split: str = "train", size: int = 128,
                 + "; ".join(f"{pkg} (`{PHOTO_PACKAGES[pkg]}`)" for pkg in missing) + ".")
         chosen = [(n, p) for n, p, _ in entries]
     return [_read_photo(p, size) for _, p in chosen], [n for n, _ in chosen]
+
+
+# ----------------------------------------------------- line with outliers (regularization)
+
+
+def make_line_data(n: int = 50, n_outliers: int = 5, *, slope: float = 2.0,
+                   intercept: float = 0.0, noise: float = 0.5, x_range: tuple = (0.5, 9.5),
+                   outlier_x: float = 8.0, outlier_offset: float = -10.0,
+                   n_test: int = 10, seed: int = 0) -> tuple[Split, Split]:
+    """Sample points on the line ``y = slope * x + intercept + noise`` with a group of outliers.
+
+    ``n`` inputs are evenly spaced over ``x_range``; ``n_test`` of them, drawn at random,
+    are held out as clean test points (on the line, with noise). Of the training points,
+    the ``n_outliers`` closest to ``outlier_x`` are moved by ``outlier_offset``: a group of
+    outliers that pulls a fitted line away from the trend.
+
+    Args:
+        n: total number of points (train and test).
+        n_outliers: how many training points become outliers (0 for none).
+        slope: slope of the true line.
+        intercept: intercept of the true line.
+        noise: standard deviation of the Gaussian noise added to every ``y``.
+        x_range: ``(low, high)`` of the inputs.
+        outlier_x: where along ``x`` the group of outliers sits.
+        outlier_offset: how far (in ``y``) the outliers are moved off the line.
+        n_test: how many points are held out for testing.
+        seed: seed of the noise and of the split.
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test))``, float32 arrays of shape ``(n_points,)``,
+        each split sorted by ``x``.
+    """
+    if n_test < 1 or n - n_test < 2:
+        raise ValueError(f"Need at least one test point and two training points, got n={n}, "
+                         f"n_test={n_test}.")
+    if not 0 <= n_outliers <= n - n_test:
+        raise ValueError(f"n_outliers must be between 0 and the number of training points "
+                         f"({n - n_test}), got {n_outliers}.")
+    if noise < 0:
+        raise ValueError(f"noise is a standard deviation and cannot be negative, got {noise}.")
+    low, high = (float(v) for v in x_range)
+    if not low < high:
+        raise ValueError(f"x_range must be (low, high) with low < high, got {x_range}.")
+    rng = np.random.default_rng(seed)
+    x = np.linspace(low, high, n)
+    y = slope * x + intercept + rng.normal(0.0, noise, n)
+    test = np.zeros(n, bool)
+    test[rng.choice(n, n_test, replace=False)] = True
+    train_idx = np.flatnonzero(~test)
+    outliers = train_idx[np.argsort(np.abs(x[train_idx] - outlier_x), kind="stable")[:n_outliers]]
+    y[outliers] += outlier_offset
+    as32 = lambda a: a.astype(np.float32)  # noqa: E731
+    return (as32(x[~test]), as32(y[~test])), (as32(x[test]), as32(y[test]))

@@ -1,0 +1,161 @@
+"""The vectorised ensemble trainer against plain sequential references (Keras fit, GradientTape)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import data, training
+
+SIZES = (1, 4, 3, 1)
+
+
+@pytest.fixture(scope="module")
+def line():
+    (x, y), _ = data.make_line_data(n=14, n_outliers=2, n_test=4, seed=3)
+    return x / 5.0, y / 5.0  # keep a few steps of plain SGD well inside float32 range
+
+
+def _keras_run(weights, run, x, y, *, l1=0.0, l2=0.0, lr=0.01, epochs=2):
+    """One run trained the ordinary way: Keras Dense layers, SGD, fit(batch_size=1)."""
+    reg = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+    model = keras.Sequential([keras.Input((1,))] + [
+        keras.layers.Dense(k.shape[2], kernel_regularizer=reg) for k, _ in weights])
+    model.set_weights([a[run] for pair in weights for a in pair])
+    model.compile(optimizer=keras.optimizers.SGD(lr), loss="mean_absolute_error")
+    model.fit(x[:, None], y, batch_size=1, epochs=epochs, shuffle=False, verbose=0)
+    return model.get_weights()
+
+
+def test_ensemble_matches_keras_fit_with_l1_and_l2_penalties(line):
+    x, y = line
+    init = training.glorot_weights(SIZES, runs=3, seed=7)
+    l1, l2 = np.array([0.3, 0.0, 0.0]), np.array([0.0, 0.15, 0.0])
+    result = training.train_ensemble(x, y, init, l1=l1, l2=l2, lr=0.01, epochs=2,
+                                     shuffle=False, progress=False)
+    for run in range(3):
+        expected = _keras_run(init, run, x, y, l1=l1[run], l2=l2[run])
+        got = [a[run] for pair in result.weights for a in pair]
+        for e, g in zip(expected, got):
+            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    # The runs really moved, and differently for each penalty.
+    moved = [np.abs(result.weights[0][0][r] - init[0][0][r]).max() for r in range(3)]
+    assert min(moved) > 1e-3
+    assert not np.allclose(result.weights[0][0][0], result.weights[0][0][2], atol=1e-4)
+
+
+def _tape_run(weights, run, x, y, order, *, l1, l2, loss, proximal, activation, lr):
+    """One run, one sample at a time, with gradients from GradientTape."""
+    ks = [tf.Variable(k[run]) for k, _ in weights]
+    bs = [tf.Variable(b[run]) for _, b in weights]
+    act = {"linear": tf.identity, "relu": tf.nn.relu, "tanh": tf.tanh}[activation]
+    for epoch_order in order:
+        for i in epoch_order:
+            with tf.GradientTape() as tape:
+                a = tf.constant([[x[i]]], tf.float32)
+                for j, (k, b) in enumerate(zip(ks, bs)):
+                    a = a @ k + b
+                    a = act(a) if j < len(ks) - 1 else a
+                r = a[0, 0] - y[i]
+                total = tf.abs(r) if loss == "absolute" else tf.square(r)
+                total += l2 * sum(tf.reduce_sum(tf.square(k)) for k in ks)
+                if not proximal:
+                    total += l1 * sum(tf.reduce_sum(tf.abs(k)) for k in ks)
+            grads = tape.gradient(total, ks + bs)
+            for v, g in zip(ks + bs, grads):
+                v.assign_sub(lr * g)
+            if proximal:
+                for k in ks:
+                    k.assign(tf.sign(k) * tf.maximum(tf.abs(k) - lr * l1, 0.0))
+    return [v.numpy() for pair in zip(ks, bs) for v in pair]
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh"])
+def test_ensemble_matches_tape_reference_with_mixed_runs_and_per_run_data(line, activation):
+    x, y = line
+    runs = 4
+    rng = np.random.default_rng(0)
+    xs = np.stack([x + rng.normal(0, 0.1, x.shape) for _ in range(runs)]).astype(np.float32)
+    ys = np.stack([y] * runs).astype(np.float32)
+    init = training.glorot_weights(SIZES, runs, seed=2)
+    cfg = dict(l1=np.array([0.2, 0.0, 0.2, 0.05]), l2=np.array([0.0, 0.1, 0.0, 0.05]),
+               loss=["absolute", "squared", "squared", "absolute"],
+               proximal=[False, False, True, True])
+    result = training.train_ensemble(xs, ys, init, lr=0.02, epochs=2, seed=5,
+                                     activation=activation, progress=False, **cfg)
+    # Rebuild each run's visiting order exactly as train_ensemble draws it.
+    gen = np.random.default_rng(5)
+    base = np.broadcast_to(np.arange(len(x)), (runs, len(x)))
+    order = np.stack([gen.permuted(base, axis=1) for _ in range(2)])
+    for run in range(runs):
+        expected = _tape_run(init, run, xs[run], ys[run], order[:, run], lr=0.02,
+                             activation=activation, l1=cfg["l1"][run], l2=cfg["l2"][run],
+                             loss=cfg["loss"][run], proximal=cfg["proximal"][run])
+        got = [a[run] for pair in result.weights for a in pair]
+        for e, g in zip(expected, got):
+            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+def test_proximal_step_gives_exact_zeros_and_subgradient_does_not(line):
+    x, y = line
+    init = training.glorot_weights((1, 10, 10, 1), runs=2, seed=0)
+    result = training.train_ensemble(x, y, init, l1=0.3, proximal=[False, True], epochs=30,
+                                     progress=False)
+    kernels = np.concatenate([k.reshape(2, -1) for k, _ in result.weights], axis=1)
+    assert np.mean(kernels[0] == 0) < 0.05
+    assert np.mean(kernels[1] == 0) > 0.5
+
+
+def test_history_snapshots_and_prediction(line):
+    x, y = line
+    init = training.glorot_weights(SIZES, runs=2, seed=1)
+    result = training.train_ensemble(x, y, init, epochs=6, snapshot_every=2, progress=False)
+    assert result.history.shape == (6, 2) and np.all(np.isfinite(result.history))
+    assert result.snapshot_epochs == [0, 2, 4, 6]
+    np.testing.assert_array_equal(result.snapshots[0][0][0], init[0][0])
+    np.testing.assert_array_equal(result.snapshots[-1][1][0], result.weights[1][0])
+    # A network without activations is one straight line: prediction = slope * x + intercept.
+    pred = training.predict(result.weights, x)
+    intercept = training.predict(result.weights, np.zeros(1))
+    slope = training.predict(result.weights, np.ones(1)) - intercept
+    np.testing.assert_allclose(pred, slope * x + intercept, rtol=1e-5, atol=1e-5)
+    assert pred.shape == (2, len(x))
+
+
+def test_glorot_weights_bounds_and_reproducibility():
+    a = training.glorot_weights((1, 10, 10, 1), runs=3, seed=4)
+    b = training.glorot_weights((1, 10, 10, 1), runs=5, seed=4)
+    assert training.sizes_of(a) == (1, 10, 10, 1)
+    for (ka, ba), (kb, _) in zip(a, b):
+        limit = np.sqrt(6 / (ka.shape[1] + ka.shape[2]))
+        assert np.abs(ka).max() <= limit and np.all(ba == 0)
+        np.testing.assert_array_equal(ka, kb[:3])  # run r does not depend on how many runs
+    assert not np.allclose(a[1][0][0], a[1][0][1])
+
+
+def test_bad_arguments_raise_clear_errors(line):
+    x, y = line
+    init = training.glorot_weights(SIZES, runs=2, seed=0)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        training.train_ensemble(x, y, init, l1=-0.1, progress=False)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        training.train_ensemble(x, y, init, l2=[0.1, -0.1], progress=False)
+    with pytest.raises(ValueError, match="x and y do not match"):
+        training.train_ensemble(x[:-1], y, init, progress=False)
+    with pytest.raises(ValueError, match="one row of targets per run"):
+        training.train_ensemble(np.stack([x] * 3), np.stack([y] * 3), init, progress=False)
+    with pytest.raises(ValueError, match="one value or one per run"):
+        training.train_ensemble(x, y, init, l1=[0.1, 0.2, 0.3], progress=False)
+    with pytest.raises(ValueError, match="Unknown loss"):
+        training.train_ensemble(x, y, init, loss="huber", progress=False)
+    with pytest.raises(ValueError, match="at least one run"):
+        training.glorot_weights(SIZES, runs=0)
+    empty = [(k[:0], b[:0]) for k, b in init]
+    with pytest.raises(ValueError, match="at least one run"):
+        training.train_ensemble(x, y, empty, progress=False)
+    with pytest.raises(ValueError, match="do not chain"):
+        training.train_ensemble(x, y, [init[0], init[2]], progress=False)
+    with pytest.raises(ValueError, match="learning rate"):
+        training.train_ensemble(x, y, init, lr=0.0, progress=False)
+    with pytest.raises(ValueError, match="Unknown activation"):
+        training.predict(init, x, activation="sigmoid")
