@@ -28,6 +28,13 @@ COLORS: dict[str, str] = {
     "regression": "#999999",
     "classification": "#0072B2",
     "rebalanced": "#D55E00",
+    # deployment formats (freezing chapter)
+    "keras": "#D55E00",
+    "savedmodel": "#CC79A7",
+    "frozen_graph": "#0072B2",
+    "tflite_float": "#009E73",
+    "tflite_dynamic": "#E69F00",
+    "tflite_int8": "#332288",
 }
 
 LABELS: dict[str, str] = {
@@ -37,6 +44,9 @@ LABELS: dict[str, str] = {
     "softmax": "Softmax", "l1": "L1", "l2": "L2", "elastic_net": "Elastic net",
     "none": "No penalty", "regression": "L2 regression", "classification": "Classification",
     "rebalanced": "Classification, rebalanced",
+    "keras": "Keras (.keras)", "savedmodel": "SavedModel", "frozen_graph": "Frozen GraphDef",
+    "tflite_float": "TFLite float", "tflite_dynamic": "TFLite dynamic-range",
+    "tflite_int8": "TFLite full-integer",
 }
 
 

@@ -1,0 +1,158 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import freeze
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(16, 6, 6, 1)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([
+        keras.Input((6, 6, 1), name="pixels"),
+        keras.layers.Conv2D(3, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(4, activation="softmax"),
+    ])
+    # Non-trivial biases, so that a graph that lost a variable would give other outputs.
+    net.set_weights([w + RNG.normal(scale=0.5, size=w.shape).astype(np.float32)
+                     for w in net.get_weights()])
+    return net
+
+
+@pytest.fixture(scope="module")
+def frozen_file(model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("frozen")
+    frozen = freeze.freeze_to_graphdef(model)
+    tf.io.write_graph(frozen.graph_def, str(folder), "model.pb", as_text=False)
+    tf.io.write_graph(frozen.graph_def, str(folder), "model.pbtxt", as_text=True)
+    return folder / "model.pb"
+
+
+def test_no_variable_ops_remain(model):
+    traced = tf.function(lambda x: model(x)).get_concrete_function(
+        tf.TensorSpec([None, 6, 6, 1], tf.float32)).graph.as_graph_def()
+    before = freeze.op_counts(traced)
+    frozen = freeze.freeze_to_graphdef(model)
+    after = freeze.op_counts(frozen.graph_def)
+    assert before["ReadVariableOp"] == len(model.weights)  # the oracle: variables were there
+    assert not set(after) & freeze.VARIABLE_OPS
+    assert after["Placeholder"] == 1
+    assert after["Const"] >= len(model.weights)
+    assert frozen.inputs == ("pixels:0",) and len(frozen.outputs) == 1
+
+
+def test_names_found_in_the_graph_match_the_function(model):
+    frozen = freeze.freeze_to_graphdef(model)
+    assert freeze.find_inputs_and_outputs(frozen.graph_def) == (frozen.inputs, frozen.outputs)
+
+
+@pytest.mark.parametrize("name", ["model.pb", "model.pbtxt"])
+def test_loaded_graph_predictions_match_keras(model, frozen_file, name):
+    run = freeze.load_frozen_graph(frozen_file.parent / name)
+    expected = model(X, training=False).numpy()
+    np.testing.assert_allclose(run(X), expected, atol=1e-6)
+    np.testing.assert_allclose(run(X[:1]), expected[:1], atol=1e-6)  # any batch size
+
+
+def test_frozen_constants_hold_the_trained_values(model, frozen_file):
+    graph_def = freeze.read_graph_def(frozen_file)
+    constants = [tf.make_ndarray(n.attr["value"].tensor) for n in graph_def.node if n.op == "Const"]
+    kernel = model.layers[-1].kernel.numpy()
+    assert any(c.shape == kernel.shape and np.array_equal(c, kernel) for c in constants)
+
+
+def test_tf_function_needs_a_signature_and_freezes_with_one():
+    @tf.function
+    def double(a):
+        return 2.0 * a
+
+    with pytest.raises(ValueError, match="input_signature"):
+        freeze.freeze_to_graphdef(double)
+    frozen = freeze.freeze_to_graphdef(double, [tf.TensorSpec([3], tf.float32, name="a")])
+    assert frozen.inputs == ("a:0",)
+
+
+def test_model_without_input_shape_is_refused():
+    unbuilt = keras.Sequential([keras.layers.Dense(2)], name="unbuilt")
+    with pytest.raises(ValueError, match="'unbuilt' has no known input shape.*keras.Input"):
+        freeze.freeze_to_graphdef(unbuilt)
+
+
+def test_corrupt_file_error_names_the_file(frozen_file, tmp_path):
+    corrupt = tmp_path / "corrupt.pb"
+    corrupt.write_bytes(frozen_file.read_bytes()[: len(frozen_file.read_bytes()) // 2])
+    with pytest.raises(ValueError, match=r"corrupt\.pb.*not a readable binary GraphDef"):
+        freeze.load_frozen_graph(corrupt)
+    garbage = tmp_path / "garbage.pb"
+    garbage.write_bytes(np.random.default_rng(1).bytes(500))
+    with pytest.raises(ValueError, match=r"garbage\.pb"):
+        freeze.load_frozen_graph(garbage)
+
+
+def test_empty_and_missing_files_are_named(tmp_path):
+    empty = tmp_path / "empty.pb"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.pb.*no graph nodes"):
+        freeze.load_frozen_graph(empty)
+    with pytest.raises(FileNotFoundError, match=r"missing\.pb"):
+        freeze.load_frozen_graph(tmp_path / "missing.pb")
+
+
+def test_wrong_input_shape_names_expected_shape_and_file(frozen_file):
+    run = freeze.load_frozen_graph(frozen_file)
+    expected = r"model\.pb.*shape \(batch, 6, 6, 1\), got \(2, 5, 5, 1\)"
+    with pytest.raises(ValueError, match=expected):
+        run(np.zeros((2, 5, 5, 1), np.float32))
+    with pytest.raises(ValueError, match="takes 1 input"):
+        run(X, X)
+
+
+def test_unknown_output_name_is_reported(frozen_file):
+    with pytest.raises(ValueError, match=r"model\.pb.*could not be imported"):
+        freeze.load_frozen_graph(frozen_file, outputs=["no_such_node:0"])
+
+
+@pytest.mark.parametrize("mode, tolerance", [("float", 1e-5), ("dynamic", 0.1), ("int8", 0.2)])
+def test_tflite_flavours_run_in_litert_and_approximate_keras(model, tmp_path, mode, tolerance):
+    flatbuffer = freeze.convert_to_tflite(model, mode, representative_data=X)
+    path = tmp_path / f"m_{mode}.tflite"
+    path.write_bytes(flatbuffer)
+    run = freeze.load_tflite(path)
+    expected = model(X, training=False).numpy()
+    got = run(X)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert np.abs(got - expected).max() < tolerance
+    np.testing.assert_allclose(run(X[:1]), got[:1], atol=1e-6)  # resizing keeps results
+    if mode == "int8":
+        assert run.input["dtype"] == np.int8 and run.output["dtype"] == np.int8
+
+
+def test_tflite_errors(model, tmp_path):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        freeze.convert_to_tflite(model, "int4")
+    with pytest.raises(ValueError, match="representative_data"):
+        freeze.convert_to_tflite(model, "int8")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a flatbuffer" * 8)
+    with pytest.raises(ValueError, match=r"bad\.tflite.*not a readable TensorFlow Lite model"):
+        freeze.load_tflite(bad)
+    run = freeze.TFLiteFunction(freeze.convert_to_tflite(model))
+    with pytest.raises(ValueError, match=r"shape \(batch, 6, 6, 1\)"):
+        run(np.zeros((1, 7, 7, 1), np.float32))
+
+
+def test_file_size_and_timer(tmp_path):
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b").write_bytes(b"x" * 5)
+    assert freeze.file_size(tmp_path / "a") == 10 and freeze.file_size(tmp_path) == 15
+    calls = []
+    times = freeze.time_calls(lambda: calls.append(1), repeats=4, warmup=2)
+    assert len(calls) == 6 and times.shape == (4,) and np.all(times >= 0)
+    with pytest.raises(ValueError, match="repeats"):
+        freeze.time_calls(lambda: None, repeats=0)
