@@ -4,7 +4,7 @@ Every step of the paper's algorithm is one small function here, so the chapter c
 of them on real photographs: ``rgb_to_lab`` / ``lab_to_rgb`` (TensorFlow, D65),
 ``gamut_bins`` / ``used_bins`` (the ab grid), ``empirical_prior`` and ``rebalance_weights``
 (class rebalancing), ``soft_encode`` (targets), ``build_model`` (the post's eight
-convolutions), ``annealed_mean`` (decoding) and ``colorize`` (whole images).
+convolutions), ``annealed_mean`` (decoding), ``predict_ab`` and ``colorize`` (whole images).
 """
 
 from __future__ import annotations
@@ -398,7 +398,8 @@ def make_dataset(windows: np.ndarray, bins: np.ndarray, weights: np.ndarray | No
 def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarray | None,
           steps: int, cache: Path, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
           strategy: tf.distribute.Strategy | None = None, retrain: bool = False,
-          chunk: int = 100, log: Callable[[str], None] | None = None) -> tuple:
+          chunk: int = 100, log: Callable[[str], None] | None = None, sigma: float = 5.0,
+          k: int = 5) -> tuple:
     """Train one variant, resuming from checkpoints and reusing finished weights.
 
     The weights live in ``cache / <variant>-<hash of the configuration>``; a
@@ -419,6 +420,8 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
         retrain: ignore finished weights and train again from scratch.
         chunk: steps between checkpoints.
         log: optional function called with a progress line after each chunk.
+        sigma: width of the soft-encoding Gaussian (classification variants).
+        k: neighbours of the soft encoding (the paper says 5, its code uses 10).
 
     Returns:
         ``(model, info)`` where info holds the losses per chunk, the steps trained in this
@@ -433,8 +436,8 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
         raise ValueError(f"steps and chunk must be positive, got {steps} and {chunk}.")
     strategy = strategy or tf.distribute.get_strategy()
     config = {"variant": variant, "steps": steps, "batch": batch_size, "lr": lr, "seed": seed,
-              "n": len(windows), "bins": np.asarray(bins).tolist(),
-              "data": hashlib.sha1(np.ascontiguousarray(windows[:64])).hexdigest(),
+              "n": len(windows), "bins": np.asarray(bins).tolist(), "sigma": sigma, "k": k,
+              "data": hashlib.sha1(np.ascontiguousarray(windows, np.float32)).hexdigest(),
               "weights": None if weights is None else np.round(weights, 6).tolist(),
               "replicas": strategy.num_replicas_in_sync}
     key = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
@@ -460,10 +463,12 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
     history = json.loads((folder / "losses.json").read_text()) if (
         folder / "losses.json").exists() else []
     use_w = weights if variant == "rebalanced" else None
-    ds = make_dataset(windows, bins, use_w, kind, batch_size, seed + int(step.numpy()))
     done_before, spent = int(step.numpy()), 0.0
     while int(step.numpy()) < steps:
         n = min(chunk, steps - int(step.numpy()))
+        # a fresh shuffle per chunk: a new iterator over one seeded dataset would replay it
+        ds = make_dataset(windows, bins, use_w, kind, batch_size, seed + int(step.numpy()),
+                          sigma, k)
         t0 = time.perf_counter()
         h = model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0)
         spent += time.perf_counter() - t0
@@ -563,3 +568,24 @@ def mean_chroma(ab: np.ndarray) -> float:
     if ab.shape[-1] != 2:
         raise ValueError(f"mean_chroma needs ab values of shape (..., 2), got {ab.shape}.")
     return float(np.mean(np.sqrt(np.sum(ab**2, axis=-1))))
+
+
+def colorize(model: tf.keras.Model, rgb: np.ndarray, bins: np.ndarray | None = None,
+             T: float = 0.38) -> np.ndarray:
+    """Colour a photograph from its lightness alone: keep its L, predict its ab.
+
+    Args:
+        model: a classification or regression model from ``build_model``.
+        rgb: float RGB image ``(H, W, 3)`` in [0, 1] (only its L channel is used).
+        bins: bin centres (needed for classification models).
+        T: temperature of the annealed mean (classification models).
+
+    Returns:
+        The coloured float RGB image, same shape.
+    """
+    rgb = np.asarray(rgb, np.float32)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"colorize needs an RGB image of shape (H, W, 3), got {rgb.shape}.")
+    L = rgb_to_lab(rgb).numpy()[..., 0]
+    ab = predict_ab(model, L, bins, T)
+    return lab_to_rgb(np.concatenate([L[..., None], ab], axis=-1)).numpy()

@@ -235,3 +235,29 @@ def test_train_resumes_from_an_interrupted_run(tmp_path):
     _, info = color.train("regression", windows, BINS, None, steps=3, cache=tmp_path,
                           batch_size=4, chunk=1)
     assert info["steps_trained"] == 2 and [s for s, _ in info["losses"]] == [1, 2, 3]
+
+
+def test_train_keys_the_cache_on_the_soft_encoding(tmp_path):
+    windows = _random_rgb((8, 32, 32, 3), seed=6)
+    _, five = color.train("classification", windows, BINS, None, steps=1, cache=tmp_path,
+                          batch_size=4, k=5)
+    _, ten = color.train("classification", windows, BINS, None, steps=1, cache=tmp_path,
+                         batch_size=4, k=10)
+    assert five["folder"] != ten["folder"] and ten["steps_trained"] == 1
+
+
+def test_colorize_keeps_lightness_and_uses_the_predicted_ab():
+    rgb = _random_rgb((20, 36, 3), seed=7)
+    out = color.colorize(_Echo(), rgb)  # ab = (L, -L): clipped, but L must survive
+    assert out.shape == rgb.shape and 0.0 <= out.min() and out.max() <= 1.0
+    grey = color.colorize(_Zero(), rgb)
+    lab = rgb2lab(rgb)
+    np.testing.assert_allclose(rgb2lab(grey)[..., 0], lab[..., 0], atol=0.05)
+    np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=2e-3)  # ab = 0 is grey
+    with pytest.raises(ValueError, match="RGB"):
+        color.colorize(_Echo(), rgb[..., 0])
+
+
+class _Zero:
+    def predict(self, x, batch_size=None, verbose=0):
+        return np.zeros((len(x), 16, 16, 2), np.float32)
