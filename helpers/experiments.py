@@ -195,8 +195,16 @@ def cache_key(run: RunConfig, data: dict[str, np.ndarray]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _evaluate(model, ds) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` (inference mode) over a dataset."""
+def evaluate(model, ds) -> tuple[float, float]:
+    """Return the mean cross-entropy and the accuracy of ``model`` in inference mode.
+
+    Args:
+        model: a Keras model returning logits.
+        ds: a dataset of ``(x_batch, y_batch)`` pairs, e.g. from ``make_dataset``.
+
+    Returns:
+        ``(loss, accuracy)`` averaged over every example.
+    """
     import tensorflow as tf
 
     total_loss, total_correct, count = 0.0, 0, 0
@@ -262,7 +270,7 @@ def _train(run: RunConfig, data: dict[str, np.ndarray], progress: bool) -> dict:
         for xb, yb in train_ds:
             train_step(xb, yb)
         for split, ds in (("train", eval_train), ("test", eval_test)):
-            loss, acc = _evaluate(model, ds)
+            loss, acc = evaluate(model, ds)
             history[f"{split}_loss"].append(loss)
             history[f"{split}_acc"].append(acc)
         if bar is not None:
