@@ -163,6 +163,13 @@ def nearest_bin(ab: tf.Tensor, bins: np.ndarray) -> tf.Tensor:
     return tf.argmin(d2, axis=-1, output_type=tf.int32)
 
 
+def _nearest_bin_np(ab: np.ndarray, bins: np.ndarray, chunk: int = 20_000) -> np.ndarray:
+    """``nearest_bin`` over a flat NumPy array, in chunks (the distances take N×Q×2 floats)."""
+    flat = np.asarray(ab, np.float32).reshape(-1, 2)
+    return np.concatenate([nearest_bin(flat[i:i + chunk], bins).numpy()
+                           for i in range(0, len(flat), chunk)] or [np.zeros(0, np.int32)])
+
+
 def empirical_prior(ab: np.ndarray, bins: np.ndarray, sigma: float = 5.0) -> np.ndarray:
     """Return the empirical distribution p̃ of pixels over the bins, Gaussian-smoothed.
 
@@ -179,10 +186,7 @@ def empirical_prior(ab: np.ndarray, bins: np.ndarray, sigma: float = 5.0) -> np.
     """
     if sigma < 0:
         raise ValueError(f"sigma is a width and cannot be negative, got {sigma}.")
-    flat = np.asarray(ab, np.float32).reshape(-1, 2)
-    counts = np.zeros(len(bins))
-    for chunk in np.array_split(flat, max(1, len(flat) // 200_000)):
-        counts += np.bincount(nearest_bin(chunk, bins).numpy(), minlength=len(bins))
+    counts = np.bincount(_nearest_bin_np(ab, bins), minlength=len(bins)).astype(np.float64)
     if sigma > 0:
         d2 = np.sum((bins[:, None, :] - bins[None, :, :]) ** 2, axis=-1)
         counts = np.exp(-d2 / (2 * sigma**2)) @ counts
@@ -425,7 +429,9 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
 
     Returns:
         ``(model, info)`` where info holds the losses per chunk, the steps trained in this
-        call, the seconds spent and the throughput in windows per second.
+        call and the seconds they took, the total training seconds of the finished run
+        (kept with its weights) and its throughput in windows per second (chunks after the
+        first, which includes tracing).
     """
     import keras
 
@@ -462,6 +468,8 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
         ckpt.restore(manager.latest_checkpoint).expect_partial()
     history = json.loads((folder / "losses.json").read_text()) if (
         folder / "losses.json").exists() else []
+    timing = json.loads((folder / "timing.json").read_text()) if (
+        folder / "timing.json").exists() else []  # [steps, seconds] of each chunk
     use_w = weights if variant == "rebalanced" else None
     done_before, spent = int(step.numpy()), 0.0
     while int(step.numpy()) < steps:
@@ -472,15 +480,21 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
         t0 = time.perf_counter()
         h = model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0)
         spent += time.perf_counter() - t0
+        timing.append([n, time.perf_counter() - t0])
         step.assign_add(n)
         history.append([int(step.numpy()), float(h.history["loss"][-1])])
         manager.save(checkpoint_number=int(step.numpy()))
         (folder / "losses.json").write_text(json.dumps(history))
+        (folder / "timing.json").write_text(json.dumps(timing))
         if log:
             log(f"{variant}: step {int(step.numpy())}/{steps}, loss {history[-1][1]:.3f}")
     trained = int(step.numpy()) - done_before
+    steady = timing[1:] if len(timing) > 1 else timing  # the first chunk includes tracing
+    steady_s = sum(sec for _, sec in steady)
     info = {"losses": history, "steps_trained": trained, "seconds": spent,
-            "windows_per_s": trained * batch_size / spent if spent > 0 else float("nan"),
+            "train_seconds": sum(sec for _, sec in timing),
+            "windows_per_s": (sum(n for n, _ in steady) * batch_size / steady_s
+                              if steady_s > 0 else float("nan")),
             "folder": str(folder)}
     return model, info
 
@@ -488,9 +502,8 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
 # ---------------------------------------------------------------- whole images and metrics
 
 
-def predict_ab(model: tf.keras.Model, L: np.ndarray, bins: np.ndarray | None = None,
-               T: float = 0.38, batch_size: int = 256) -> np.ndarray:
-    """Colour a whole image: slide the window with stride 16, padding so no border stays grey.
+def predict_tiles(model: tf.keras.Model, L: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Run the network over a whole image: stride-16 windows, padded so every pixel is covered.
 
     The L image is padded by 8 px (reflection) plus whatever makes its sides multiples of 16;
     every 32×32 window predicts its 16×16 centre, and the centres tile the image exactly.
@@ -498,12 +511,10 @@ def predict_ab(model: tf.keras.Model, L: np.ndarray, bins: np.ndarray | None = N
     Args:
         model: a classification or regression model from ``build_model``.
         L: lightness image of shape ``(H, W)`` (0–100), at least 16 px on a side.
-        bins: bin centres (needed for classification models).
-        T: temperature of the annealed mean (classification models).
         batch_size: windows per forward pass.
 
     Returns:
-        ab image of shape ``(H, W, 2)``.
+        The network's output per pixel, shape ``(H, W, Q)`` (probabilities) or ``(H, W, 2)``.
     """
     L = np.asarray(L, np.float32)
     if L.ndim != 2 or min(L.shape) < OUTPUT:
@@ -517,13 +528,32 @@ def predict_ab(model: tf.keras.Model, L: np.ndarray, bins: np.ndarray | None = N
     patches = tf.image.extract_patches(padded[None, :, :, None], [1, WINDOW, WINDOW, 1],
                                        [1, OUTPUT, OUTPUT, 1], [1, 1, 1, 1], "VALID")
     patches = tf.reshape(patches, (ny * nx, WINDOW, WINDOW, 1))
-    out = model.predict(patches, batch_size=batch_size, verbose=0)
-    if out.shape[-1] != 2:
-        if bins is None:
-            raise ValueError("A classification model needs the bins to decode its output.")
-        out = annealed_mean(out, bins, T).numpy()
-    out = out.reshape(ny, nx, OUTPUT, OUTPUT, 2).transpose(0, 2, 1, 3, 4)
-    return out.reshape(ny * OUTPUT, nx * OUTPUT, 2)[:h, :w]
+    out = np.asarray(model.predict(patches, batch_size=batch_size, verbose=0))
+    c = out.shape[-1]
+    out = out.reshape(ny, nx, OUTPUT, OUTPUT, c).transpose(0, 2, 1, 3, 4)
+    return out.reshape(ny * OUTPUT, nx * OUTPUT, c)[:h, :w]
+
+
+def predict_ab(model: tf.keras.Model, L: np.ndarray, bins: np.ndarray | None = None,
+               T: float = 0.38, batch_size: int = 256) -> np.ndarray:
+    """Colour a whole image: ``predict_tiles``, then the annealed mean for classifiers.
+
+    Args:
+        model: a classification or regression model from ``build_model``.
+        L: lightness image of shape ``(H, W)`` (0–100), at least 16 px on a side.
+        bins: bin centres (needed for classification models).
+        T: temperature of the annealed mean (classification models).
+        batch_size: windows per forward pass.
+
+    Returns:
+        ab image of shape ``(H, W, 2)``.
+    """
+    out = predict_tiles(model, L, batch_size)
+    if out.shape[-1] == 2:
+        return out
+    if bins is None:
+        raise ValueError("A classification model needs the bins to decode its output.")
+    return annealed_mean(out, bins, T).numpy()
 
 
 def error_auc(pred_ab: np.ndarray, true_ab: np.ndarray, max_threshold: float = 150.0,
@@ -558,7 +588,8 @@ def class_balanced_pixel_weights(true_ab: np.ndarray, bins: np.ndarray,
                                  prior: np.ndarray) -> np.ndarray:
     """Weights ``1/p̃(bin)`` per pixel, so every colour bin counts equally in a metric."""
     prior = _check_prior(prior)
-    idx = nearest_bin(np.asarray(true_ab, np.float32), bins).numpy()
+    true_ab = np.asarray(true_ab, np.float32)
+    idx = _nearest_bin_np(true_ab, bins).reshape(true_ab.shape[:-1])
     return 1.0 / np.maximum(prior[idx], 1e-12)
 
 

@@ -261,3 +261,38 @@ def test_colorize_keeps_lightness_and_uses_the_predicted_ab():
 class _Zero:
     def predict(self, x, batch_size=None, verbose=0):
         return np.zeros((len(x), 16, 16, 2), np.float32)
+
+
+def test_train_reports_the_throughput_of_a_reused_run(tmp_path):
+    windows = _random_rgb((8, 32, 32, 3), seed=8)
+    _, first = color.train("regression", windows, BINS, None, steps=3, cache=tmp_path,
+                           batch_size=4, chunk=1)
+    _, again = color.train("regression", windows, BINS, None, steps=3, cache=tmp_path,
+                           batch_size=4, chunk=1)
+    assert again["steps_trained"] == 0 and again["seconds"] == 0
+    assert first["windows_per_s"] > 0 and again["windows_per_s"] == first["windows_per_s"]
+    assert again["train_seconds"] == pytest.approx(first["train_seconds"])
+
+
+def test_predict_tiles_returns_every_output_channel_in_place():
+    class Probs:
+        def predict(self, x, batch_size=None, verbose=0):
+            centre = np.asarray(x)[:, 8:24, 8:24, :]
+            return np.concatenate([centre, 2 * centre, 3 * centre], axis=-1)
+
+    L = np.random.default_rng(1).random((40, 33)).astype(np.float32)
+    out = color.predict_tiles(Probs(), L)
+    assert out.shape == (40, 33, 3)
+    np.testing.assert_allclose(out, L[..., None] * [1, 2, 3], atol=1e-5)
+    with pytest.raises(ValueError, match="bins"):
+        color.predict_ab(Probs(), L)
+
+
+def test_prior_and_balanced_weights_handle_many_pixels_in_chunks():
+    ab = np.random.default_rng(2).uniform(-25, 25, (45_000, 2)).astype(np.float32)
+    prior = color.empirical_prior(ab, BINS, sigma=0)
+    nearest = np.argmin(((ab[:, None, :] - BINS) ** 2).sum(-1), axis=1)
+    np.testing.assert_allclose(prior, np.bincount(nearest, minlength=len(BINS)) / len(ab))
+    w = color.class_balanced_pixel_weights(ab.reshape(300, 150, 2), BINS, prior)
+    assert w.shape == (300, 150)
+    np.testing.assert_allclose(w.ravel(), 1 / prior[nearest])
