@@ -182,3 +182,17 @@ def test_progress_bars_off_in_book_builds(monkeypatch):
     assert experiments.progress_enabled()
     monkeypatch.setattr(config, "QUICK", True)
     assert not experiments.progress_enabled()
+
+
+def test_evaluate_matches_keras_evaluate():
+    data = _toy_data(300, 6)
+    model = experiments.build_mlp("leaky_relu_5.5", hidden=(8,), input_dim=6, num_classes=2,
+                                  seed=5)
+    loss, acc = experiments.evaluate(
+        model, experiments.make_dataset(data["x_test"], data["y_test"], 64))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    ref_loss, ref_acc = model.evaluate(data["x_test"], data["y_test"], batch_size=64, verbose=0)
+    assert loss == pytest.approx(ref_loss, rel=1e-5) and acc == pytest.approx(ref_acc)
+    logits = model(data["x_test"]).numpy()
+    assert acc == pytest.approx(np.mean(logits.argmax(1) == data["y_test"]))
