@@ -233,53 +233,104 @@ def train_run(run: RunConfig, data: dict[str, np.ndarray], *, cache_dir: Path | 
         (inference mode; train metrics on the first ``n_eval_train`` training images), plus
         ``seconds`` (training time) and ``cached`` (True if read from disk).
     """
-    path = Path(cache_dir) / f"{cache_key(run, data)}.json" if cache_dir is not None else None
-    if path is not None and path.is_file():
-        return dict(json.loads(path.read_text()), cached=True)
-    history = _train(run, data, progress_enabled() if progress is None else progress)
-    if path is not None:
-        path.write_text(json.dumps(history))
-    return dict(history, cached=False)
+    return train_runs([run], data, cache_dir=cache_dir, progress=progress)[0]
 
 
-def _train(run: RunConfig, data: dict[str, np.ndarray], progress: bool) -> dict:
-    import keras
+def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
+               cache_dir: Path | None = None, progress: bool | None = None) -> list[dict]:
+    """Train several perceptrons (or read them from the cache), one compiled step per network.
 
-    config.set_seed(run.seed)
-    model = build_mlp(run.activation, batch_norm=run.batch_norm, hidden=run.hidden,
-                      input_dim=data["x_train"].shape[1],
-                      num_classes=int(data["y_train"].max()) + 1, seed=run.seed,
-                      bn_momentum=run.bn_momentum)
-    optimizer = keras.optimizers.Adam(run.learning_rate)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    train_step = compiled_train_step(model, optimizer, loss_fn)
-    train_ds = make_dataset(data["x_train"], data["y_train"], run.batch_size, shuffle=True,
-                            seed=run.seed)
-    n_eval = min(run.n_eval_train, len(data["x_train"]))
-    eval_train = make_dataset(data["x_train"][:n_eval], data["y_train"][:n_eval], 1000)
-    eval_test = make_dataset(data["x_test"], data["y_test"], 1000)
-    history = {key: [] for key in ("train_loss", "train_acc", "test_loss", "test_acc")}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    Runs that differ only in their seed (and epochs) share one model, optimizer and compiled
+    step: before each run every variable is reset to the values a fresh build with that seed
+    would have, so the result is the same as ``train_run`` on each, without tracing the step
+    again for every seed.
 
-        bar = tqdm(total=run.epochs, desc=f"{run.activation}{' +BN' if run.batch_norm else ''}"
-                   f" seed {run.seed}", leave=False)
-    start = time.perf_counter()
-    for _ in range(run.epochs):
-        for xb, yb in train_ds:
-            train_step(xb, yb)
-        for split, ds in (("train", eval_train), ("test", eval_test)):
-            loss, acc = evaluate(model, ds)
-            history[f"{split}_loss"].append(loss)
-            history[f"{split}_acc"].append(acc)
+    Args:
+        runs: the configurations, in any order.
+        data: the output of ``load_flat_images``.
+        cache_dir: folder of cached runs; None trains without caching.
+        progress: show progress bars; None asks ``progress_enabled()``.
+
+    Returns:
+        One dict per run, in the order of ``runs`` (see ``train_run``).
+    """
+    progress = progress_enabled() if progress is None else progress
+    trainers: dict[tuple, _Trainer] = {}
+    results = []
+    for run in runs:
+        path = Path(cache_dir) / f"{cache_key(run, data)}.json" if cache_dir is not None else None
+        if path is not None and path.is_file():
+            results.append(dict(json.loads(path.read_text()), cached=True))
+            continue
+        key = (run.activation, run.batch_norm, tuple(run.hidden), run.bn_momentum,
+               run.learning_rate)
+        if key not in trainers:
+            trainers[key] = _Trainer(run, data)
+        history = trainers[key].train(run, data, progress)
+        if path is not None:
+            path.write_text(json.dumps(history))
+        results.append(dict(history, cached=False))
+    return results
+
+
+class _Trainer:
+    """A model, its Adam optimizer and a compiled step, reset to a seed's start before each run."""
+
+    def __init__(self, run: RunConfig, data: dict[str, np.ndarray]):
+        import keras
+
+        self.dims = {"input_dim": data["x_train"].shape[1],
+                     "num_classes": int(data["y_train"].max()) + 1}
+        self.model = self._build(run, run.seed)
+        self.optimizer = keras.optimizers.Adam(run.learning_rate)
+        self.optimizer.build(self.model.trainable_variables)
+        self.optimizer_start = [v.numpy() for v in self.optimizer.variables]
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.step = compiled_train_step(self.model, self.optimizer, loss_fn)
+
+    def _build(self, run: RunConfig, seed: int):
+        return build_mlp(run.activation, batch_norm=run.batch_norm, hidden=run.hidden,
+                         seed=seed, bn_momentum=run.bn_momentum, **self.dims)
+
+    def reset(self, run: RunConfig) -> None:
+        # Weights, batch-norm statistics and RReLU's noise state of a fresh build with this seed;
+        # Adam's step count and moments back to their initial values.
+        fresh = self._build(run, run.seed)
+        for var, value in zip(self.model.variables, fresh.variables, strict=True):
+            var.assign(value)
+        for var, value in zip(self.optimizer.variables, self.optimizer_start, strict=True):
+            var.assign(value)
+
+    def train(self, run: RunConfig, data: dict[str, np.ndarray], progress: bool) -> dict:
+        config.set_seed(run.seed)
+        self.reset(run)
+        train_ds = make_dataset(data["x_train"], data["y_train"], run.batch_size, shuffle=True,
+                                seed=run.seed)
+        n_eval = min(run.n_eval_train, len(data["x_train"]))
+        eval_train = make_dataset(data["x_train"][:n_eval], data["y_train"][:n_eval], 1000)
+        eval_test = make_dataset(data["x_test"], data["y_test"], 1000)
+        history = {key: [] for key in ("train_loss", "train_acc", "test_loss", "test_acc")}
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=run.epochs, leave=False,
+                       desc=f"{run.activation}{' +BN' if run.batch_norm else ''} seed {run.seed}")
+        start = time.perf_counter()
+        for _ in range(run.epochs):
+            for xb, yb in train_ds:
+                self.step(xb, yb)
+            for split, ds in (("train", eval_train), ("test", eval_test)):
+                loss, acc = evaluate(self.model, ds)
+                history[f"{split}_loss"].append(loss)
+                history[f"{split}_acc"].append(acc)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(test_acc=f"{history['test_acc'][-1]:.3f}")
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(test_acc=f"{history['test_acc'][-1]:.3f}")
-    if bar is not None:
-        bar.close()
-    history["seconds"] = time.perf_counter() - start
-    return history
+            bar.close()
+        history["seconds"] = time.perf_counter() - start
+        return history
 
 
 def compiled_train_step(model, optimizer, loss_fn):

@@ -196,3 +196,29 @@ def test_evaluate_matches_keras_evaluate():
     assert loss == pytest.approx(ref_loss, rel=1e-5) and acc == pytest.approx(ref_acc)
     logits = model(data["x_test"]).numpy()
     assert acc == pytest.approx(np.mean(logits.argmax(1) == data["y_test"]))
+
+
+def test_train_runs_share_one_step_and_match_separate_runs():
+    data = _toy_data(200, 8)
+    runs = [experiments.RunConfig("rrelu", batch_norm=True, seed=s, epochs=2, batch_size=25,
+                                  learning_rate=1e-2, hidden=(8,), n_eval_train=40)
+            for s in (0, 1, 0)]
+    shared = experiments.train_runs(runs, data, progress=False)
+    alone = [experiments.train_run(run, data, progress=False) for run in runs[:2]]
+    for together, separate in zip(shared[:2], alone):
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            np.testing.assert_allclose(together[key], separate[key], rtol=1e-5, atol=1e-6)
+    # The reset restores the seed's start exactly: seed 0 run again gives the same curves.
+    np.testing.assert_allclose(shared[2]["test_loss"], shared[0]["test_loss"], rtol=1e-5)
+    assert shared[0]["test_loss"] != shared[1]["test_loss"]
+
+
+def test_train_runs_reads_the_cache_per_run(tmp_path):
+    data = _toy_data(200, 8)
+    runs = [experiments.RunConfig("elu", batch_norm=False, seed=s, epochs=1, batch_size=25,
+                                  learning_rate=1e-2, hidden=(8,), n_eval_train=40)
+            for s in (0, 1)]
+    experiments.train_run(runs[0], data, cache_dir=tmp_path, progress=False)
+    out = experiments.train_runs(runs, data, cache_dir=tmp_path, progress=False)
+    assert [r["cached"] for r in out] == [True, False]
+    assert len(list(tmp_path.glob("*.json"))) == 2
