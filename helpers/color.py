@@ -156,15 +156,24 @@ def used_bins(ab: np.ndarray, step: float = 10.0, min_count: int = 1) -> np.ndar
     return (idx[counts >= min_count] * step).astype(np.float32)
 
 
+def _sq_distances(ab: tf.Tensor, bins: np.ndarray) -> tf.Tensor:
+    """Squared distances ``(..., Q)`` from each ab pair to every bin centre.
+
+    Computed per axis, ``(a − a_q)² + (b − b_q)²``: exact, and several times faster on a CPU
+    than broadcasting to ``(..., Q, 2)`` and summing the last axis.
+    """
+    ab = tf.convert_to_tensor(ab, tf.float32)
+    c = tf.constant(np.asarray(bins, np.float32))
+    return tf.square(ab[..., :1] - c[:, 0]) + tf.square(ab[..., 1:] - c[:, 1])
+
+
 def nearest_bin(ab: tf.Tensor, bins: np.ndarray) -> tf.Tensor:
     """Return the index of the nearest bin centre for each ab pair (shape ``(...,)``)."""
-    ab = tf.convert_to_tensor(ab, tf.float32)
-    d2 = tf.reduce_sum(tf.square(ab[..., None, :] - tf.constant(bins, tf.float32)), axis=-1)
-    return tf.argmin(d2, axis=-1, output_type=tf.int32)
+    return tf.argmin(_sq_distances(ab, bins), axis=-1, output_type=tf.int32)
 
 
 def _nearest_bin_np(ab: np.ndarray, bins: np.ndarray, chunk: int = 20_000) -> np.ndarray:
-    """``nearest_bin`` over a flat NumPy array, in chunks (the distances take N×Q×2 floats)."""
+    """``nearest_bin`` over a flat NumPy array, in chunks (the distances take N×Q floats)."""
     flat = np.asarray(ab, np.float32).reshape(-1, 2)
     return np.concatenate([nearest_bin(flat[i:i + chunk], bins).numpy()
                            for i in range(0, len(flat), chunk)] or [np.zeros(0, np.int32)])
@@ -242,11 +251,18 @@ def soft_encode(ab: tf.Tensor, bins: np.ndarray, sigma: float = 5.0, k: int = 5)
         raise ValueError(f"sigma must be positive, got {sigma}.")
     if not 1 <= k <= len(bins):
         raise ValueError(f"k must be between 1 and the number of bins ({len(bins)}), got {k}.")
-    ab = tf.convert_to_tensor(ab, tf.float32)
-    d2 = tf.reduce_sum(tf.square(ab[..., None, :] - tf.constant(bins, tf.float32)), axis=-1)
-    neg_d2, idx = tf.math.top_k(-d2, k=k)
+    return _soft_encode_nearest(_sq_distances(ab, bins), sigma, k)[0]
+
+
+def _soft_encode_nearest(d2: tf.Tensor, sigma: float, k: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Soft targets ``(..., Q)`` and nearest-bin indices ``(...,)`` from squared distances."""
+    neg_d2, idx = tf.math.top_k(-d2, k=k)  # sorted: idx[..., 0] is the nearest bin
     w = tf.nn.softmax(neg_d2 / (2.0 * sigma**2), axis=-1)  # normalised Gaussian weights
-    return tf.reduce_sum(tf.one_hot(idx, len(bins)) * w[..., None], axis=-2)
+    flat_idx = tf.reshape(idx, (-1, k))
+    rows = tf.repeat(tf.range(tf.shape(flat_idx)[0]), k)
+    z = tf.scatter_nd(tf.stack([rows, tf.reshape(flat_idx, [-1])], axis=1),
+                      tf.reshape(w, [-1]), tf.stack([tf.shape(flat_idx)[0], tf.shape(d2)[-1]]))
+    return tf.reshape(z, tf.shape(d2)), idx[..., 0]
 
 
 def annealed_mean(probs: tf.Tensor, bins: np.ndarray, T: float = 0.38) -> tf.Tensor:
@@ -362,11 +378,17 @@ def make_targets(windows: tf.Tensor, bins: np.ndarray, weights: np.ndarray | Non
     lab = rgb_to_lab(windows)
     m = (WINDOW - OUTPUT) // 2
     ab = lab[:, m:m + OUTPUT, m:m + OUTPUT, 1:]
+    if weights is None and variant != "classification":
+        return lab[..., :1], ab, tf.ones(tf.shape(ab)[:-1])
+    d2 = _sq_distances(ab, bins)  # once, for both the soft targets and the nearest bin
+    if variant == "classification":
+        target, nearest = _soft_encode_nearest(d2, sigma, k)
+    else:
+        target, nearest = ab, tf.argmin(d2, axis=-1, output_type=tf.int32)
     if weights is None:
         pixel_w = tf.ones(tf.shape(ab)[:-1])
     else:
-        pixel_w = tf.gather(tf.constant(weights, tf.float32), nearest_bin(ab, bins))
-    target = soft_encode(ab, bins, sigma, k) if variant == "classification" else ab
+        pixel_w = tf.gather(tf.constant(weights, tf.float32), nearest)
     return lab[..., :1], target, pixel_w
 
 
