@@ -500,7 +500,7 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
         ds = make_dataset(windows, bins, use_w, kind, batch_size, seed + int(step.numpy()),
                           sigma, k)
         t0 = time.perf_counter()
-        h = model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0)
+        h = model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0, shuffle=False)
         spent += time.perf_counter() - t0
         timing.append([n, time.perf_counter() - t0])
         step.assign_add(n)
