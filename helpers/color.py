@@ -291,7 +291,8 @@ def annealed_mean(probs: tf.Tensor, bins: np.ndarray, T: float = 0.38) -> tf.Ten
 # ---------------------------------------------------------------- the network and its data
 
 
-def build_model(q: int, variant: str = "classification") -> tf.keras.Model:
+def build_model(q: int, variant: str = "classification",
+                precision: str = "float32") -> tf.keras.Model:
     """Build the post's network: 8 unpadded 3×3 convolutions, 32×32 L → 16×16 output.
 
     Filters grow in steps of Q/8 (Q/8, 2Q/8, ..., Q); the input is ``L − 50``.
@@ -299,6 +300,8 @@ def build_model(q: int, variant: str = "classification") -> tf.keras.Model:
     Args:
         q: number of ab bins Q (sets the widths, even for regression).
         variant: ``"classification"`` (softmax over Q bins) or ``"regression"`` (2 ab values).
+        precision: ``"float32"`` or ``"mixed_bfloat16"`` (the convolutions compute in
+            bfloat16 with float32 weights; the softmax and the outputs stay float32).
 
     Returns:
         An uncompiled Keras model.
@@ -309,15 +312,25 @@ def build_model(q: int, variant: str = "classification") -> tf.keras.Model:
         raise ValueError(f"variant must be 'classification' or 'regression', got {variant!r}.")
     if q < 8:
         raise ValueError(f"Q must be at least 8 so that the widths Q/8 are whole, got {q}.")
+    if precision not in {"float32", "mixed_bfloat16"}:
+        raise ValueError(f"precision must be 'float32' or 'mixed_bfloat16', got {precision!r}.")
     inputs = keras.Input((WINDOW, WINDOW, 1), name="L")
     x = keras.layers.Rescaling(1.0, offset=-50.0, name="L_minus_50")(inputs)
     step = max(1, round(q / 8))
     for i in range(1, 8):
-        x = keras.layers.Conv2D(step * i, 3, activation="relu", name=f"conv{i}")(x)
-    if variant == "classification":
-        outputs = keras.layers.Conv2D(q, 3, activation="softmax", name="probs")(x)
-    else:
-        outputs = keras.layers.Conv2D(2, 3, name="ab")(x)
+        x = keras.layers.Conv2D(step * i, 3, activation="relu", name=f"conv{i}",
+                                dtype=precision)(x)
+    if precision == "float32":
+        if variant == "classification":
+            outputs = keras.layers.Conv2D(q, 3, activation="softmax", name="probs")(x)
+        else:
+            outputs = keras.layers.Conv2D(2, 3, name="ab")(x)
+    else:  # last convolution in bfloat16, its softmax (and so the loss) in float32
+        x = keras.layers.Conv2D(q if variant == "classification" else 2, 3, dtype=precision,
+                                name="logits" if variant == "classification" else "ab_bf16")(x)
+        outputs = keras.layers.Activation(
+            "softmax" if variant == "classification" else "linear", dtype="float32",
+            name="probs" if variant == "classification" else "ab")(x)
     return keras.Model(inputs, outputs, name=f"colorizer_{variant}")
 
 
@@ -425,7 +438,7 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
           steps: int, cache: Path, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
           strategy: tf.distribute.Strategy | None = None, retrain: bool = False,
           chunk: int = 100, log: Callable[[str], None] | None = None, sigma: float = 5.0,
-          k: int = 5) -> tuple:
+          k: int = 5, precision: str = "float32") -> tuple:
     """Train one variant, resuming from checkpoints and reusing finished weights.
 
     The weights live in ``cache / <variant>-<hash of the configuration>``; a
@@ -448,6 +461,7 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
         log: optional function called with a progress line after each chunk.
         sigma: width of the soft-encoding Gaussian (classification variants).
         k: neighbours of the soft encoding (the paper says 5, its code uses 10).
+        precision: ``"float32"`` or ``"mixed_bfloat16"`` (see ``build_model``).
 
     Returns:
         ``(model, info)`` where info holds the losses per chunk, the steps trained in this
@@ -468,6 +482,8 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
               "data": hashlib.sha1(np.ascontiguousarray(windows, np.float32)).hexdigest(),
               "weights": None if weights is None else np.round(weights, 6).tolist(),
               "replicas": strategy.num_replicas_in_sync}
+    if precision != "float32":  # float32 keeps the cache keys it always had
+        config["precision"] = precision
     key = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     folder = Path(cache) / f"{variant}-{key}"
     if retrain and folder.exists():
@@ -477,7 +493,7 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarr
     kind = "regression" if variant == "regression" else "classification"
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        model = build_model(len(bins), kind)
+        model = build_model(len(bins), kind, precision)
         optimizer = keras.optimizers.Adam(lr)
         loss = (keras.losses.MeanSquaredError() if kind == "regression"
                 else keras.losses.CategoricalCrossentropy())

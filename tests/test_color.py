@@ -136,6 +136,29 @@ def test_model_maps_32_px_windows_to_16_px_distributions():
     assert color.build_model(24, "regression").output_shape == (None, 16, 16, 2)
 
 
+def test_mixed_bfloat16_model_computes_in_bfloat16_and_outputs_float32():
+    model = color.build_model(24, precision="mixed_bfloat16")
+    assert model.get_layer("conv3").compute_dtype == "bfloat16"
+    assert model.get_layer("conv3").variable_dtype == "float32"  # weights stay float32
+    out = model(np.full((2, 32, 32, 1), 50.0, np.float32))
+    assert out.dtype == "float32" and out.shape == (2, 16, 16, 24)
+    np.testing.assert_allclose(out.numpy().sum(axis=-1), 1.0, atol=1e-5)
+    reg = color.build_model(24, "regression", precision="mixed_bfloat16")
+    assert reg.output_shape == (None, 16, 16, 2) and reg.output.dtype == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        color.build_model(24, precision="float16")
+
+
+def test_train_keys_the_cache_on_the_precision(tmp_path):
+    windows = _random_rgb((8, 32, 32, 3), seed=6)
+    _, f32 = color.train("classification", windows, BINS, None, steps=1, cache=tmp_path,
+                         batch_size=4)
+    _, bf16 = color.train("classification", windows, BINS, None, steps=1, cache=tmp_path,
+                          batch_size=4, precision="mixed_bfloat16")
+    assert bf16["steps_trained"] == 1 and bf16["folder"] != f32["folder"]
+    assert np.isfinite(bf16["losses"][-1][1])
+
+
 def test_make_targets_gives_centre_targets_and_nearest_bin_weights():
     windows = _random_rgb((2, 32, 32, 3), seed=3)
     weights = np.linspace(0.5, 2.0, len(BINS)).astype(np.float32)
