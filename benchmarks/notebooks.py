@@ -1,11 +1,14 @@
 """Wall time and peak memory of every chapter, at quick and full scale, in one run.
 
-    python benchmarks/notebooks.py [--scale quick|full|both] [--only NAME ...]
+    python benchmarks/notebooks.py [--scale quick|full|both] [--only NAME ...] [--warm]
 
 Each notebook is executed in a fresh kernel (as the book build does, from `chapters/`);
-the kernel's peak resident memory is read from the kernel process's VmHWM. Prints a table
-and writes benchmarks/results/notebooks.json. Targets: the whole book under 15 minutes at
-full scale and under 3 minutes at quick scale on a 2-core machine; every notebook under 2 GB.
+the kernel's peak resident memory is read from the kernel process's VmHWM. The chapters'
+caches of trained weights go to an empty temporary folder (``BOOK_CACHE_DIR``), so every
+model is trained as in a first build; ``--warm`` uses ``data/cache`` instead (a re-run).
+Prints a table and writes benchmarks/results/notebooks.json. Targets: the whole book under
+15 minutes at full scale and under 3 minutes at quick scale on a 2-core machine; every
+notebook under 2 GB.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -81,6 +85,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=["quick", "full", "both"], default="both")
     parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 02")
+    parser.add_argument("--warm", action="store_true",
+                        help="reuse the trained weights in data/cache (a re-run, not a first run)")
     args = parser.parse_args()
     notebooks = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
     if args.only:
@@ -88,7 +94,10 @@ def main() -> None:
     if not notebooks:
         raise SystemExit("No chapter notebooks matched; check --only.")
     scales = {"quick": [True], "full": [False], "both": [True, False]}[args.scale]
-    rows = [run_notebook(p, quick) for quick in scales for p in notebooks]
+    with tempfile.TemporaryDirectory(prefix="book-bench-cache-") as empty:
+        if not args.warm:
+            os.environ["BOOK_CACHE_DIR"] = empty  # the kernels inherit it
+        rows = [run_notebook(p, quick) for quick in scales for p in notebooks]
     print(f"{'notebook':38s} {'scale':6s} {'seconds':>8s} {'peak MB':>8s}")
     for r in rows:
         print(f"{r['notebook']:38s} {r['scale']:6s} {r['seconds']:8.1f} {r['peak_rss_mb']:8.1f}")
@@ -99,7 +108,9 @@ def main() -> None:
         print(f"{'total':38s} {scale:6s} {total:8.1f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
+        "caches": "warm (data/cache)" if args.warm else "cold (empty BOOK_CACHE_DIR)",
         "targets": {"full_total_s": 900, "quick_total_s": 180, "peak_rss_mb": 2048},
         "notebooks": rows, "totals_s": totals,
     }, indent=2) + "\n")

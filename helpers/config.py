@@ -18,8 +18,9 @@ ROOT: Path = Path(__file__).resolve().parent.parent
 DATA_DIR: Path = ROOT / "data"
 """Where data sources are described and generated caches are written."""
 
-CACHE_DIR: Path = DATA_DIR / "cache"
-"""Generated caches (trained weights, prepared crops); ignored by git."""
+CACHE_DIR: Path = Path(os.environ.get("BOOK_CACHE_DIR") or DATA_DIR / "cache")
+"""Generated caches (trained weights, prepared crops); ignored by git. The environment
+variable ``BOOK_CACHE_DIR`` moves them elsewhere (``make bench`` uses an empty one)."""
 
 SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 """The seeds every repeated experiment draws from, in order."""

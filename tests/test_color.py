@@ -109,6 +109,27 @@ def test_soft_encode_puts_gaussian_mass_on_k_nearest_bins():
     assert np.count_nonzero(color.soft_encode(ab, BINS, k=10).numpy()[0] > 1e-9) == 10
 
 
+@pytest.mark.parametrize("k", [1, 5, 10])
+@pytest.mark.parametrize("which", ["gamut", "sparse"])
+def test_nearest_k_matches_a_search_over_all_bins(k, which):
+    bins = color.gamut_bins(10, levels=16)
+    if which == "sparse":  # an irregular subset, with gaps and far-away bins
+        bins = bins[np.random.default_rng(4).random(len(bins)) < 0.3]
+    rng = np.random.default_rng(k)
+    ab = np.concatenate([
+        rng.uniform(-115, 115, (4000, 2)),        # inside the table
+        rng.integers(-11, 12, (500, 2)) * 5.0,    # on bin centres and half-way: ties
+        rng.uniform(-200, 200, (50, 2)),          # some outside it
+    ]).astype(np.float32)
+    d2 = ((ab[:, None, :] - bins[None].astype(np.float32)) ** 2).sum(-1)
+    want = np.argsort(d2, axis=1, kind="stable")[:, :k]  # ties to the lower index
+    got_d2, got = color._nearest_k(ab, bins, k)
+    assert np.array_equal(got.numpy(), want)
+    np.testing.assert_allclose(got_d2.numpy(), np.take_along_axis(d2, want, 1), rtol=1e-5)
+    inside = ab[:4500]  # the table alone (no fallback) must agree as well
+    assert np.array_equal(color._nearest_k(inside, bins, k)[1].numpy(), want[:4500])
+
+
 def test_annealed_mean_goes_from_mean_to_mode():
     bins = np.array([[0, 0], [10, 0], [0, 40]], np.float32)
     p = np.array([[0.5, 0.3, 0.2]], np.float32)

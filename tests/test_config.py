@@ -40,3 +40,10 @@ def test_cache_dir_is_per_scale_and_rejects_paths(tmp_path, monkeypatch):
     assert path.is_dir() and path.parent.name in {"quick", "full"}
     with pytest.raises(ValueError, match="plain folder names"):
         config.cache_dir("../escape")
+
+
+def test_cache_folder_follows_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOK_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert importlib.reload(config).cache_dir("c").parent.parent == tmp_path / "elsewhere"
+    monkeypatch.delenv("BOOK_CACHE_DIR")
+    assert importlib.reload(config).CACHE_DIR == config.DATA_DIR / "cache"
