@@ -2,8 +2,8 @@
 
 Batch-size-1 SGD through ``model.fit`` pays Keras' per-step overhead (about 2 ms) thousands of
 times for a network of a few hundred weights. ``train_ensemble`` trains many such networks at
-once instead: every weight carries a leading *run* axis, and one compiled ``tf.function``
-runs all the per-sample SGD steps of all runs, each run with its own initial weights,
+once instead: every weight carries a leading *run* axis, and one ``tf.function``, compiled by
+XLA, runs all the per-sample SGD steps of all runs, each run with its own initial weights,
 shuffling, penalty, loss and (optionally) its own training data. The update of every run is
 exactly the one batch-size-1 SGD would make on it alone (``tests/test_training.py`` checks it
 against Keras' ``fit``).
@@ -285,7 +285,8 @@ def _compiled_epochs(n_layers: int, activation: str):
             (tf.constant(0), kernels, biases, tf.TensorArray(tf.float32, size=n_epochs)))
         return kernels, biases, losses.stack()
 
-    return {per_run: tf.function(functools.partial(run, per_run), reduce_retracing=True)
+    return {per_run: tf.function(functools.partial(run, per_run), reduce_retracing=True,
+                                 jit_compile=True)
             for per_run in (False, True)}
 
 
