@@ -178,6 +178,7 @@ def _sq_distances(ab: tf.Tensor, bins: np.ndarray) -> tf.Tensor:
 
 _CELL = 5.0     # side of the cells of the candidate table (ab units)
 _REACH = 120.0  # the table covers [-_REACH, _REACH]² (every sRGB colour's a and b)
+_N_CELLS = int(round(2 * _REACH / _CELL)) + 1  # cells along each axis
 _TABLES: dict = {}
 
 
@@ -191,8 +192,7 @@ def _candidate_table(bins: np.ndarray, k: int) -> np.ndarray:
     """
     key = (np.asarray(bins, np.float32).tobytes(), k)
     if key not in _TABLES:
-        n = int(round(2 * _REACH / _CELL)) + 1
-        g = -_REACH + _CELL * np.arange(n)
+        g = -_REACH + _CELL * np.arange(_N_CELLS)
         centres = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
         d = np.sqrt(((centres[:, None, :] - np.asarray(bins, np.float64)) ** 2).sum(-1))
         r_k = np.partition(d, k - 1, axis=1)[:, k - 1]
@@ -214,7 +214,6 @@ def _nearest_k(ab: tf.Tensor, bins: np.ndarray, k: int) -> tuple[tf.Tensor, tf.T
     ab = tf.convert_to_tensor(ab, tf.float32)
     table = _candidate_table(bins, k)
     padded = np.concatenate([np.asarray(bins, np.float32), [[1e4, 1e4]]]).astype(np.float32)
-    n = int(round(2 * _REACH / _CELL)) + 1
 
     def full() -> tuple[tf.Tensor, tf.Tensor]:
         neg_d2, idx = tf.math.top_k(-_sq_distances(ab, bins), k=k)
@@ -222,7 +221,7 @@ def _nearest_k(ab: tf.Tensor, bins: np.ndarray, k: int) -> tuple[tf.Tensor, tf.T
 
     def table_lookup() -> tuple[tf.Tensor, tf.Tensor]:
         cell = tf.cast(tf.round((ab + _REACH) / _CELL), tf.int32)
-        cand = tf.gather(tf.constant(table), cell[..., 0] * n + cell[..., 1])  # (..., M)
+        cand = tf.gather(tf.constant(table), cell[..., 0] * _N_CELLS + cell[..., 1])  # (..., M)
         c = tf.gather(tf.constant(padded), cand)  # (..., M, 2)
         d2 = tf.square(ab[..., :1] - c[..., 0]) + tf.square(ab[..., 1:] - c[..., 1])
         neg_d2, j = tf.math.top_k(-d2, k=k)
