@@ -6,6 +6,8 @@ variable ``BOOK_QUICK=1`` is set. Quick scale only shrinks sizes; the code path 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 from pathlib import Path
@@ -70,6 +72,44 @@ def set_seed(seed: int) -> None:
     import keras  # imported here so that importing config stays light
 
     keras.utils.set_random_seed(seed)
+
+
+def is_live() -> bool:
+    """Return True in a reader's live session, where progress bars belong.
+
+    False while the book is being built (``BOOK_BUILD=1``, set by ``make book``) and at quick
+    scale (CI's notebook run), so that neither writes progress lines into pages or logs.
+    """
+    return os.environ.get("BOOK_BUILD", "0") != "1" and not is_quick()
+
+
+CACHE_VERSION: int = 2
+"""Part of every cache key: bump it when training code changes what a cached result holds."""
+
+
+def cache_key(settings: dict, *arrays: np.ndarray) -> str:
+    """Return the one cache key of the book: a hash of settings, arrays and ``CACHE_VERSION``.
+
+    Args:
+        settings: everything (JSON-serialisable) that changes the cached result.
+        *arrays: data the result depends on (their bytes, dtype and shape are hashed).
+
+    Returns:
+        A 20-character hexadecimal key, stable across sessions and machines.
+    """
+    if not isinstance(settings, dict):
+        raise ValueError(f"cache_key needs a dict of settings, got {type(settings).__name__}.")
+    try:
+        text = json.dumps({"settings": settings, "version": CACHE_VERSION}, sort_keys=True)
+    except TypeError as err:
+        raise ValueError(f"cache_key settings must be JSON-serialisable (plain numbers, "
+                         f"strings, lists, dicts): {err}") from err
+    digest = hashlib.sha256(text.encode())
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:20]
 
 
 def cache_dir(name: str) -> Path:

@@ -47,3 +47,29 @@ def test_cache_folder_follows_environment(tmp_path, monkeypatch):
     assert importlib.reload(config).cache_dir("c").parent.parent == tmp_path / "elsewhere"
     monkeypatch.delenv("BOOK_CACHE_DIR")
     assert importlib.reload(config).CACHE_DIR == config.DATA_DIR / "cache"
+
+
+def test_is_live_is_false_in_builds_and_at_quick_scale(monkeypatch):
+    monkeypatch.setenv("BOOK_QUICK", "0")
+    monkeypatch.setenv("BOOK_BUILD", "1")
+    assert not config.is_live()
+    monkeypatch.setenv("BOOK_BUILD", "0")
+    assert config.is_live()
+    monkeypatch.setenv("BOOK_QUICK", "1")
+    assert not config.is_live()
+
+
+def test_cache_key_changes_with_settings_data_and_dtype():
+    import numpy as np
+
+    x = np.arange(6, dtype=np.float32)
+    key = config.cache_key({"lr": 0.1}, x)
+    assert len(key) == 20 and key == config.cache_key({"lr": 0.1}, x.copy())
+    assert config.cache_key({"lr": 0.2}, x) != key
+    assert config.cache_key({"lr": 0.1}, x + 1) != key
+    assert config.cache_key({"lr": 0.1}, x.astype(np.float64)) != key
+    assert config.cache_key({"lr": 0.1}, x.reshape(2, 3)) != key
+    with pytest.raises(ValueError, match="JSON-serialisable"):
+        config.cache_key({"x": object()})
+    with pytest.raises(ValueError, match="dict of settings"):
+        config.cache_key(["lr"])
