@@ -42,7 +42,7 @@ def keras_runs(init: training.Weights, l1: np.ndarray, l2: np.ndarray, x: np.nda
         reg = keras.regularizers.L1L2(l1=float(l1[run]), l2=float(l2[run]))
         model = keras.Sequential([keras.Input((1,))] + [
             keras.layers.Dense(n, kernel_regularizer=reg) for n in SIZES[1:]])
-        model.set_weights([a[run] for pair in init for a in pair])
+        model.set_weights(training.keras_weights(init, run))
         model.compile(optimizer=keras.optimizers.SGD(LR), loss="mean_absolute_error")
         model.fit(x[:, None], y, batch_size=1, epochs=epochs, shuffle=True, verbose=0)
         out.append(model.get_weights())
@@ -78,8 +78,7 @@ def main() -> None:
 
     # Both did the real work: same kind of fits (test error of each run, L1 and L2 halves).
     ens_err = np.abs(training.predict(result.weights, x_test) - y_test).mean(axis=1)
-    keras_w = [(np.stack([w[2 * i] for w in keras_weights]),
-                np.stack([w[2 * i + 1] for w in keras_weights])) for i in range(len(SIZES) - 1)]
+    keras_w = training.from_keras(keras_weights)
     keras_err = np.abs(training.predict(keras_w, x_test) - y_test).mean(axis=1)
 
     steps = total * args.epochs * len(x)

@@ -12,12 +12,13 @@ against Keras' ``fit``).
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
+
+from helpers import config
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 """One ``(kernels, biases)`` pair per layer, shapes ``(runs, n_in, n_out)``, ``(runs, n_out)``."""
@@ -45,13 +46,6 @@ class EnsembleResult:
     history: np.ndarray
     snapshots: list[Weights] = field(default_factory=list)
     snapshot_epochs: list[int] = field(default_factory=list)
-
-
-def progress_enabled() -> bool:
-    """Return True when progress output is wanted: a live session, not a book build or CI."""
-    from helpers import config
-
-    return os.environ.get("BOOK_BUILD", "0") != "1" and not config.is_quick()
 
 
 def glorot_weights(sizes: Sequence[int], runs: int, seed: int = 0) -> Weights:
@@ -90,6 +84,109 @@ def select_runs(weights: Weights, runs: Sequence[int] | np.ndarray) -> Weights:
     return [(k[runs], b[runs]) for k, b in weights]
 
 
+def tile_runs(weights: Weights, times: int) -> Weights:
+    """Repeat the whole ensemble ``times`` times along the run axis.
+
+    Block ``i`` of the result is a copy of ``weights``: train block ``i`` under configuration
+    ``i`` and run ``r`` of every block starts from the same weights.
+
+    Args:
+        weights: ensemble weights of ``runs`` networks.
+        times: how many blocks (configurations).
+
+    Returns:
+        Weights of ``times * runs`` networks, block after block.
+    """
+    if int(times) < 1:
+        raise ValueError(f"tile_runs needs at least one block, got times={times}.")
+    return [(np.concatenate([k] * times), np.concatenate([b] * times)) for k, b in weights]
+
+
+def split_runs(weights: Weights, blocks: int) -> list[Weights]:
+    """Cut the run axis into ``blocks`` equal consecutive blocks (the inverse of ``tile_runs``).
+
+    Args:
+        weights: ensemble weights whose run count is a multiple of ``blocks``.
+        blocks: how many blocks (configurations).
+
+    Returns:
+        One ``Weights`` per block, in order.
+    """
+    runs = _check_weights(weights)
+    if int(blocks) < 1 or runs % int(blocks):
+        raise ValueError(f"Cannot cut {runs} runs into {blocks} equal blocks; pass a number of "
+                         "blocks that divides the number of runs.")
+    size = runs // int(blocks)
+    return [select_runs(weights, slice(i * size, (i + 1) * size)) for i in range(int(blocks))]
+
+
+def keras_weights(weights: Weights, run: int) -> list[np.ndarray]:
+    """Return run ``run`` as the flat list ``keras.Model.set_weights`` takes for Dense layers.
+
+    Args:
+        weights: ensemble weights.
+        run: which network.
+
+    Returns:
+        ``[kernel_1, bias_1, kernel_2, bias_2, ...]`` of that run.
+    """
+    runs = _check_weights(weights)
+    if not -runs <= int(run) < runs:
+        raise ValueError(f"run {run} does not exist; the ensemble has {runs} runs.")
+    return [array[run] for pair in weights for array in pair]
+
+
+def from_keras(models_weights: Sequence[Sequence[np.ndarray]]) -> Weights:
+    """Stack the ``get_weights()`` lists of several Dense-only Keras models into an ensemble.
+
+    Args:
+        models_weights: one ``[kernel_1, bias_1, ...]`` list per model, same architecture.
+
+    Returns:
+        Ensemble weights with one run per model (the inverse of ``keras_weights``).
+    """
+    lists = [list(w) for w in models_weights]
+    if not lists or len(lists[0]) % 2 or any(len(w) != len(lists[0]) for w in lists):
+        raise ValueError("Pass one get_weights() list per model, all of the same Dense-only "
+                         "architecture (kernel and bias for every layer).")
+    return [(np.stack([w[i] for w in lists]).astype(np.float32),
+             np.stack([w[i + 1] for w in lists]).astype(np.float32))
+            for i in range(0, len(lists[0]), 2)]
+
+
+def flat_kernels(weights: Weights) -> np.ndarray:
+    """Return every run's kernel weights (biases left out) as one row per run.
+
+    Args:
+        weights: ensemble weights.
+
+    Returns:
+        Array ``(runs, n_kernel_weights)``, layer after layer.
+    """
+    runs = _check_weights(weights)
+    return np.concatenate([np.asarray(k).reshape(runs, -1) for k, _ in weights], axis=1)
+
+
+def end_to_end(weights: Weights) -> tuple[np.ndarray, np.ndarray]:
+    """Return the slope(s) and intercept of every run of a network without activations.
+
+    A stack of Dense layers without activations is one affine map ``x @ A + c``; this returns
+    ``A`` (the product of the kernels) and ``c``.
+
+    Args:
+        weights: ensemble weights of networks trained with ``activation="linear"``.
+
+    Returns:
+        ``(A, c)``: ``A`` of shape ``(runs, n_in)`` (the slope, one per input) and ``c`` of
+        shape ``(runs,)``.
+    """
+    runs = _check_weights(weights)
+    n_in = weights[0][0].shape[1]
+    intercept = predict(weights, np.zeros((1, n_in)))[:, 0]
+    slopes = predict(weights, np.eye(n_in)) - intercept[:, None]
+    return slopes.reshape(runs, n_in), intercept
+
+
 def predict(weights: Weights, x: np.ndarray, activation: str = "linear") -> np.ndarray:
     """Evaluate every network of the ensemble on the same inputs.
 
@@ -120,7 +217,7 @@ def train_ensemble(x: np.ndarray, y: np.ndarray, weights: Weights, *,
                    loss: str | Sequence[str] = "absolute", lr: float = 0.01,
                    epochs: int = 100, activation: str = "linear",
                    proximal: bool | Sequence[bool] = False, shuffle: bool = True,
-                   seed: int = 0, snapshot_every: int = 0,
+                   seed: int | Sequence[int] = 0, snapshot_every: int = 0,
                    progress: bool | None = None) -> EnsembleResult:
     """Train every network of an ensemble with batch-size-1 SGD, all runs at once.
 
@@ -143,9 +240,12 @@ def train_ensemble(x: np.ndarray, y: np.ndarray, weights: Weights, *,
         activation: hidden-layer activation, one of ``ACTIVATIONS``.
         proximal: use the soft-threshold step for the L1 part (one flag or one per run).
         shuffle: visit the samples in a fresh random order every epoch (per run).
-        seed: seed of the shuffling.
+        seed: seed of the shuffling. One number: every run gets its own order, all drawn
+            from that seed. One seed per run: run ``r`` visits the samples in the order drawn
+            from ``seed[r]`` alone, so runs given the same seed see the same sample order
+            (pair the runs of different configurations this way).
         snapshot_every: keep a copy of the weights every this many epochs (0: none).
-        progress: print progress per chunk of epochs; default ``progress_enabled()``.
+        progress: print progress per chunk of epochs; default ``config.is_live()``.
 
     Returns:
         An ``EnsembleResult`` with the trained weights and the per-epoch training loss.
@@ -167,13 +267,8 @@ def train_ensemble(x: np.ndarray, y: np.ndarray, weights: Weights, *,
                          f"large weights); got l1={l1}, l2={l2}. Use 0 to switch a penalty off.")
     is_abs = _per_run_loss(loss, runs)
     prox_r = _per_run(proximal, runs, "proximal").astype(bool).astype(np.float32)
-    progress = progress_enabled() if progress is None else progress
-
-    n = y.shape[-1]
-    rng = np.random.default_rng(seed)
-    base = np.broadcast_to(np.arange(n), (runs, n))
-    order = np.stack([rng.permuted(base, axis=1) if shuffle else base
-                      for _ in range(epochs)]).astype(np.int32)
+    progress = config.is_live() if progress is None else progress
+    order = _sample_order(seed, runs, y.shape[-1], epochs, shuffle)
 
     step = _compiled_epochs(len(weights), activation)[per_run_data]
     kernels = [tf.constant(k, tf.float32) for k, _ in weights]
@@ -288,6 +383,24 @@ def _compiled_epochs(n_layers: int, activation: str):
     return {per_run: tf.function(functools.partial(run, per_run), reduce_retracing=True,
                                  jit_compile=True)
             for per_run in (False, True)}
+
+
+def _sample_order(seed, runs: int, n: int, epochs: int, shuffle: bool) -> np.ndarray:
+    """Visiting order ``(epochs, runs, n)``: one generator for all runs, or one per run."""
+    base = np.broadcast_to(np.arange(n), (runs, n))
+    if not shuffle:
+        return np.broadcast_to(base, (epochs, runs, n)).astype(np.int32)
+    if np.ndim(seed) == 0:
+        rng = np.random.default_rng(int(seed))
+        return np.stack([rng.permuted(base, axis=1) for _ in range(epochs)]).astype(np.int32)
+    seeds = [int(s) for s in np.asarray(seed).ravel()]
+    if len(seeds) != runs:
+        raise ValueError(f"seed must be one number or one per run ({runs}), got {len(seeds)}.")
+    per_seed = {}
+    for s in set(seeds):
+        rng = np.random.default_rng(s)
+        per_seed[s] = np.stack([rng.permutation(n) for _ in range(epochs)])
+    return np.stack([per_seed[s] for s in seeds], axis=1).astype(np.int32)
 
 
 def _copy(weights: Weights) -> Weights:

@@ -21,7 +21,7 @@ def _keras_run(weights, run, x, y, *, l1=0.0, l2=0.0, lr=0.01, epochs=2):
     reg = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
     model = keras.Sequential([keras.Input((1,))] + [
         keras.layers.Dense(k.shape[2], kernel_regularizer=reg) for k, _ in weights])
-    model.set_weights([a[run] for pair in weights for a in pair])
+    model.set_weights(training.keras_weights(weights, run))
     model.compile(optimizer=keras.optimizers.SGD(lr), loss="mean_absolute_error")
     model.fit(x[:, None], y, batch_size=1, epochs=epochs, shuffle=False, verbose=0)
     return model.get_weights()
@@ -35,7 +35,7 @@ def test_ensemble_matches_keras_fit_with_l1_and_l2_penalties(line):
                                      shuffle=False, progress=False)
     for run in range(3):
         expected = _keras_run(init, run, x, y, l1=l1[run], l2=l2[run])
-        got = [a[run] for pair in result.weights for a in pair]
+        got = training.keras_weights(result.weights, run)
         for e, g in zip(expected, got):
             np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
     # The runs really moved, and differently for each penalty.
@@ -91,7 +91,7 @@ def test_ensemble_matches_tape_reference_with_mixed_runs_and_per_run_data(line, 
         expected = _tape_run(init, run, xs[run], ys[run], order[:, run], lr=0.02,
                              activation=activation, l1=cfg["l1"][run], l2=cfg["l2"][run],
                              loss=cfg["loss"][run], proximal=cfg["proximal"][run])
-        got = [a[run] for pair in result.weights for a in pair]
+        got = training.keras_weights(result.weights, run)
         for e, g in zip(expected, got):
             np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
 
@@ -101,7 +101,7 @@ def test_proximal_step_gives_exact_zeros_and_subgradient_does_not(line):
     init = training.glorot_weights((1, 10, 10, 1), runs=2, seed=0)
     result = training.train_ensemble(x, y, init, l1=0.3, proximal=[False, True], epochs=30,
                                      progress=False)
-    kernels = np.concatenate([k.reshape(2, -1) for k, _ in result.weights], axis=1)
+    kernels = training.flat_kernels(result.weights)
     assert np.mean(kernels[0] == 0) < 0.05
     assert np.mean(kernels[1] == 0) > 0.5
 
@@ -159,3 +159,61 @@ def test_bad_arguments_raise_clear_errors(line):
         training.train_ensemble(x, y, init, lr=0.0, progress=False)
     with pytest.raises(ValueError, match="Unknown activation"):
         training.predict(init, x, activation="sigmoid")
+
+
+def test_runs_with_one_seed_share_their_sample_order(line):
+    x, y = line
+    init = training.tile_runs(training.glorot_weights(SIZES, runs=2, seed=2), 2)
+    # Runs 0 and 2 start alike; with one seed per run, equal seeds mean equal orders.
+    paired = training.train_ensemble(x, y, init, seed=[10, 11, 10, 11], epochs=3, progress=False)
+    for (k, b) in paired.weights:
+        np.testing.assert_array_equal(k[0], k[2])
+        np.testing.assert_array_equal(b[1], b[3])
+    assert not np.allclose(paired.weights[0][0][0], paired.weights[0][0][1])
+    # One number: every run its own order, so identical starts end apart.
+    unpaired = training.train_ensemble(x, y, init, seed=10, epochs=3, progress=False)
+    assert not np.allclose(unpaired.weights[0][0][0], unpaired.weights[0][0][2])
+    # A per-run seed reproduces that run trained alone with the same seed.
+    alone = training.train_ensemble(x, y, training.select_runs(init, [1]), seed=[11], epochs=3,
+                                    progress=False)
+    for got, expected in zip(training.keras_weights(alone.weights, 0),
+                             training.keras_weights(paired.weights, 1)):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="one number or one per run"):
+        training.train_ensemble(x, y, init, seed=[1, 2], progress=False)
+
+
+def test_layout_accessors_round_trip_and_agree_with_prediction():
+    init = training.glorot_weights(SIZES, runs=3, seed=6)
+    tiled = training.tile_runs(init, 2)
+    assert tiled[0][0].shape[0] == 6
+    first, second = training.split_runs(tiled, 2)
+    for (k1, b1), (k2, b2), (k, b) in zip(first, second, init):
+        np.testing.assert_array_equal(k1, k)
+        np.testing.assert_array_equal(k2, k)
+        np.testing.assert_array_equal(b2, b)
+    lists = [training.keras_weights(init, r) for r in range(3)]
+    assert [a.shape for a in lists[0]] == [(1, 4), (4,), (4, 3), (3,), (3, 1), (1,)]
+    rebuilt = training.from_keras(lists)
+    for (k, b), (k2, b2) in zip(init, rebuilt):
+        np.testing.assert_array_equal(k, k2)
+        np.testing.assert_array_equal(b, b2)
+    flat = training.flat_kernels(init)
+    assert flat.shape == (3, 4 + 12 + 3)
+    np.testing.assert_array_equal(flat[1, :4], init[0][0][1].ravel())
+    # The end-to-end slope of a linear network is the product of its kernels.
+    slope, intercept = training.end_to_end(init)
+    product = init[0][0] @ init[1][0] @ init[2][0]
+    np.testing.assert_allclose(slope, product[:, :, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(intercept, 0.0, atol=1e-7)
+    two_in = training.glorot_weights((2, 3, 1), runs=2, seed=0)
+    s2, _ = training.end_to_end(two_in)
+    np.testing.assert_allclose(s2, (two_in[0][0] @ two_in[1][0])[:, :, 0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="equal blocks"):
+        training.split_runs(tiled, 4)
+    with pytest.raises(ValueError, match="at least one block"):
+        training.tile_runs(init, 0)
+    with pytest.raises(ValueError, match="does not exist"):
+        training.keras_weights(init, 3)
+    with pytest.raises(ValueError, match="same Dense-only"):
+        training.from_keras([lists[0], lists[1][:4]])
