@@ -189,6 +189,7 @@ def test_layout_accessors_round_trip_and_agree_with_prediction():
     assert tiled[0][0].shape[0] == 6
     first, second = training.split_runs(tiled, 2)
     for (k1, b1), (k2, b2), (k, b) in zip(first, second, init):
+        np.testing.assert_array_equal(b1, b)
         np.testing.assert_array_equal(k1, k)
         np.testing.assert_array_equal(k2, k)
         np.testing.assert_array_equal(b2, b)
