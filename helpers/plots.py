@@ -35,6 +35,12 @@ COLORS: dict[str, str] = {
     "tflite_float": "#009E73",
     "tflite_dynamic": "#E69F00",
     "tflite_int8": "#332288",
+    "tflite_int8_raw": "#88CCEE",
+    "tflite_float16": "#44AA99",
+    "keras_litert": "#117733",
+    "keras_function": "#882255",
+    "keras_xla": "#AA4499",
+    "onnx": "#999933",
 }
 
 LABELS: dict[str, str] = {
@@ -44,9 +50,13 @@ LABELS: dict[str, str] = {
     "softmax": "Softmax", "l1": "L1", "l2": "L2", "elastic_net": "Elastic net",
     "none": "No penalty", "regression": "L2 regression", "classification": "Classification",
     "rebalanced": "Classification, rebalanced",
-    "keras": "Keras (.keras)", "savedmodel": "SavedModel", "frozen_graph": "Frozen GraphDef",
+    "keras": "Keras (.keras), eager", "savedmodel": "SavedModel",
+    "frozen_graph": "Frozen GraphDef",
     "tflite_float": "TFLite float", "tflite_dynamic": "TFLite dynamic-range",
     "tflite_int8": "TFLite full-integer",
+    "tflite_int8_raw": "TFLite full-integer, int8 in/out", "tflite_float16": "TFLite float16",
+    "keras_litert": "Keras export, LiteRT", "keras_function": "Keras, tf.function",
+    "keras_xla": "Keras, tf.function + XLA", "onnx": "Keras export, ONNX Runtime",
 }
 
 
