@@ -1,0 +1,154 @@
+"""Every chapter opens with the cells `_ext/chapter_cells.py` writes (its run-cost line and its
+self-sufficient set-up cell), and a chapter downloaded alone runs by itself.
+
+The offline run: the quickest chapter of `make bench` is copied alone into an empty folder and
+executed at quick scale by a kernel whose environment lacks the book's package, with
+``BOOK_REPOSITORY`` pointing at a local clone. Trade-off, to keep it cheap and offline: that
+environment is a fresh venv that *sees* the book's installed packages (a ``.pth`` line adds
+`.venv`'s site-packages, whose own ``.pth`` files, among them the editable `helpers`, are not
+run) and pip runs with ``--no-index``, so the set-up cell's `pip install -r requirements.txt`
+finds every pinned package already satisfied and only installs `helpers` from the clone. It
+checks the cell's logic (detect, clone, install, import) end to end; downloading the lock from
+the registry is not exercised here (README gives the measured fresh install time).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("chapter_cells", ROOT / "_ext" / "chapter_cells.py")
+cells = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cells)
+BENCH = json.loads((ROOT / cells.BENCH).read_text())
+
+
+@pytest.mark.parametrize("path", cells.chapters(), ids=lambda p: p.stem)
+def test_chapter_opens_with_the_current_cells(path):
+    problems = cells.stale(path, BENCH)
+    assert not problems, (f"{path.name}: {'; '.join(problems)}. "
+                          "Run `.venv/bin/python _ext/chapter_cells.py`.")
+
+
+def _chapter(*sources: str):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# A title\n\nThe question."),
+                *[nbformat.v4.new_code_cell(s) for s in sources]]
+    return nb
+
+
+def test_update_inserts_once_and_keeps_the_chapter(tmp_path):
+    path = tmp_path / "01_l1_l2_regularization.ipynb"
+    nbformat.write(_chapter("x = 1", "print(x)"), path)
+    assert cells.stale(path, BENCH)
+    for _ in range(2):  # the second run must change nothing
+        nb = nbformat.read(path, as_version=4)
+        cells.update(nb, path.name, BENCH)
+        nbformat.write(nb, path)
+        first = path.read_text()
+    assert path.read_text() == first
+    assert cells.stale(path, BENCH) == []
+    nb = nbformat.read(path, as_version=4)
+    assert [c.source for c in nb.cells][3:] == ["x = 1", "print(x)"]
+    assert nb.cells[0].source.startswith("# A title")
+
+
+def test_stale_notices_an_edited_or_moved_cell(tmp_path):
+    path = tmp_path / "02_activation_functions.ipynb"
+    nb = _chapter("import helpers")
+    cells.update(nb, path.name, BENCH)
+    nb.cells[2].source += "\nprint('edited')"
+    nb.cells.insert(1, nbformat.v4.new_code_cell("import os"))
+    nbformat.write(nb, path)
+    problems = " ".join(cells.stale(path, BENCH))
+    assert "not the current one" in problems and "not the first code cell" in problems
+
+
+def test_cost_line_quotes_make_bench_with_its_source():
+    bench = {"machine": {"cpus": 2}, "caches": "cold", "notebooks": [
+        {"notebook": "07_x.ipynb", "scale": "full", "seconds": 125.0, "peak_rss_mb": 1740.0},
+        {"notebook": "07_x.ipynb", "scale": "quick", "seconds": 24.6, "peak_rss_mb": 900.0}]}
+    line = cells.cost_source("07_x.ipynb", bench)
+    for part in ("2.1 min at full", "25 s at quick", "1.7 GB", "2-core", cells.BENCH):
+        assert part in line, (part, line)
+    assert "has not measured" in cells.cost_source("08_y.ipynb", bench)
+
+
+def test_setup_cell_takes_the_repository_from_config_yml():
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    source = cells.setup_source()
+    assert f'"{repo["url"].rstrip("/")}"' in source and f'"{repo["branch"]}"' in source
+    compile(source, "setup cell", "exec")
+
+
+def test_setup_cell_does_nothing_inside_the_repository(tmp_path):
+    # This interpreter imports helpers (the book's venv): the cell prints one line, writes nothing.
+    run = subprocess.run([sys.executable, "-c", cells.setup_source()], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines() == ["The book's helpers are importable here: "
+                                               "nothing to install."]
+    assert list(tmp_path.iterdir()) == []
+
+
+def _quickest_chapter() -> Path:
+    quick = {r["notebook"]: r["seconds"] for r in BENCH["notebooks"] if r["scale"] == "quick"}
+    present = [p for p in cells.chapters() if p.name in quick]
+    if not present:
+        pytest.skip(f"{cells.BENCH} has no quick-scale run of any chapter")
+    return min(present, key=lambda p: quick[p.name])
+
+
+def _git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.mark.slow
+def test_a_chapter_downloaded_alone_runs_at_quick_scale(tmp_path):
+    chapter = _quickest_chapter()
+    origin = tmp_path / "origin"  # stands in for the repository URL of _config.yml
+    _git("clone", "--quiet", str(ROOT), str(origin), cwd=tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = subprocess.run([python, "-c", purelib], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    (Path(site) / "book-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    (reader / chapter.name).write_bytes(chapter.read_bytes())
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"PYTHONPATH", "BOOK_CACHE_DIR", "BOOK_BUILD", "VIRTUAL_ENV"}}
+    env.update(BOOK_QUICK="1", BOOK_REPOSITORY=str(origin),
+               BOOK_BRANCH=_git("rev-parse", "--abbrev-ref", "HEAD", cwd=origin),
+               PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0", TF_CPP_MIN_LOG_LEVEL="2")
+    lacks = subprocess.run([python, "-c", "import importlib.util as u; "
+                            "print(u.find_spec('helpers') is None, u.find_spec('keras') is None)"],
+                           cwd=reader, env=env, capture_output=True, text=True, check=True)
+    assert lacks.stdout.split() == ["True", "False"], "the test kernel must lack only the book"
+
+    run = subprocess.run([python, "-m", "nbconvert", "--to", "notebook", "--execute",
+                          "--ExecutePreprocessor.timeout=900", "--output", "executed.ipynb",
+                          chapter.name], cwd=reader, env=env, capture_output=True, text=True,
+                         timeout=1500)
+    assert run.returncode == 0, run.stderr[-4000:]
+    executed = nbformat.read(reader / "executed.ipynb", as_version=4)
+    setup = next(c for c in executed.cells if c.get("id") == cells.SETUP_ID)
+    said = "".join(o.get("text", "") for o in setup.outputs)
+    assert f"Installed the book from {origin}" in said, said
+    assert (reader / cells.clone_name() / "helpers" / "__init__.py").is_file()
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors, errors[:1]
