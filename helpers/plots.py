@@ -14,6 +14,7 @@ COLORS: dict[str, str] = {
     "leaky_relu": "#56B4E9",
     "leaky_relu_100": "#56B4E9",
     "leaky_relu_5.5": "#117733",
+    "leaky_relu_mean": "#44AA99",
     "prelu": "#009E73",
     "rrelu": "#D55E00",
     "elu": "#CC79A7",
@@ -46,6 +47,7 @@ COLORS: dict[str, str] = {
 LABELS: dict[str, str] = {
     "sigmoid": "Sigmoid", "tanh": "tanh", "relu": "ReLU", "leaky_relu": "Leaky ReLU",
     "leaky_relu_100": "Leaky ReLU (a=100)", "leaky_relu_5.5": "Leaky ReLU (a=5.5)",
+    "leaky_relu_mean": "Leaky ReLU (slope E[1/a])",
     "prelu": "PReLU", "rrelu": "RReLU", "elu": "ELU", "gelu": "GELU", "swish": "Swish",
     "softmax": "Softmax", "l1": "L1", "l2": "L2", "elastic_net": "Elastic net",
     "none": "No penalty", "regression": "L2 regression", "classification": "Classification",
