@@ -1,0 +1,527 @@
+"""Decisive comparisons: paired intervals, Holm's correction, equivalence and power.
+
+Thin wrappers over ``scipy.stats`` and ``statsmodels``: every chapter judges a difference
+the same way. A difference ``a - b`` is a finding only if its interval, corrected for the
+chapter's family of comparisons with :func:`holm`, excludes zero; "no difference" needs
+:func:`equivalence` against a stated margin; otherwise the verdict is "not resolved".
+
+* :func:`paired` -- a paired t interval over seeds (``scipy.stats.ttest_rel``).
+* :func:`bootstrap_paired` -- a percentile bootstrap over a units x seeds design
+  (``scipy.stats.bootstrap``), resampling units and seeds independently.
+* :func:`holm` -- Holm's step-down correction (``statsmodels`` ``multipletests``), with each
+  interval recomputed at the level the correction applies to it.
+* :func:`equivalence` -- paired TOST (``statsmodels`` ``ttost_paired``).
+* :func:`detectable_difference`, :func:`seeds_needed` -- paired t power
+  (``statsmodels`` ``TTestPower``), to choose seeds before an experiment.
+* :func:`table` -- a Markdown table of a family of comparisons.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.integrate
+import scipy.stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
+from statsmodels.stats.weightstats import ttost_paired
+
+VERDICTS: tuple[str, ...] = ("higher", "lower", "not resolved")
+"""The verdicts of a :class:`Comparison` of ``a - b``: a > b, a < b, or neither shown."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One paired comparison ``a - b`` with its interval, p-values and verdict.
+
+    Attributes:
+        name: what is compared, e.g. ``"L1 - L2"``.
+        mean: the mean difference ``a - b``.
+        low, high: the interval for the mean difference at ``confidence``.
+        confidence: the interval's confidence level; after :func:`holm`, the level Holm's
+            step-down applies to this comparison (``1 - alpha * p / p_adjusted``).
+        p: the two-sided p-value for "the mean difference is zero".
+        p_adjusted: ``p`` after :func:`holm` (equal to ``p`` before).
+        n: the number of paired observations (seeds, or units x seeds).
+        verdict: ``"higher"`` (the interval lies above 0), ``"lower"`` (below 0) or
+            ``"not resolved"``.
+        method: ``"paired t"`` or ``"bootstrap"``.
+        shape: ``(seeds,)`` or ``(units, seeds)``, the design behind ``n``.
+    """
+
+    name: str
+    mean: float
+    low: float
+    high: float
+    confidence: float
+    p: float
+    p_adjusted: float
+    n: int
+    verdict: str
+    method: str
+    shape: tuple[int, ...] = ()
+    _interval_at: Callable[[float], tuple[float, float]] | None = field(
+        default=None, repr=False, compare=False)
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".3g"
+        design = " x ".join(str(s) for s in self.shape) if self.shape else str(self.n)
+        corrected = (f", Holm p {_p_clause(self.p_adjusted)}" if self.p_adjusted != self.p
+                     else "")
+        return (f"{self.name or 'a - b'}: {self.mean:+{spec}} "
+                f"[{self.low:+{spec}}, {self.high:+{spec}}] ({_format_level(self.confidence)} "
+                f"{self.method}, n = {design}), p {_p_clause(self.p)}{corrected}: "
+                f"{self.verdict}")
+
+    def __str__(self) -> str:
+        return format(self)
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """A paired equivalence test (TOST) of ``a - b`` against ``(-margin, margin)``.
+
+    Attributes:
+        name: what is compared.
+        mean: the mean difference ``a - b``.
+        low, high: the ``1 - 2 * alpha`` paired t interval; it lies inside
+            ``(-margin, margin)`` exactly when ``equivalent``.
+        margin: the equivalence margin, in the units of ``a`` and ``b``.
+        p: the TOST p-value (the larger of the two one-sided p-values).
+        equivalent: True when ``p < alpha``: the difference is shown to be within the margin.
+        n: the number of pairs.
+        confidence: the interval's level, ``1 - 2 * alpha``.
+    """
+
+    name: str
+    mean: float
+    low: float
+    high: float
+    margin: float
+    p: float
+    equivalent: bool
+    n: int = 0
+    confidence: float = 0.90
+
+    @property
+    def verdict(self) -> str:
+        """``"equivalent"`` or ``"not shown equivalent"``."""
+        return "equivalent" if self.equivalent else "not shown equivalent"
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".3g"
+        return (f"{self.name or 'a - b'}: {self.mean:+{spec}} [{self.low:+{spec}}, "
+                f"{self.high:+{spec}}] ({_format_level(self.confidence)} paired t, n = {self.n}), "
+                f"margin ±{self.margin:{spec}}, TOST p {_p_clause(self.p)}: {self.verdict}")
+
+    def __str__(self) -> str:
+        return format(self)
+
+
+def paired(a: Sequence[float], b: Sequence[float], *, name: str = "",
+           confidence: float = 0.95) -> Comparison:
+    """Compare two configurations run with the same seeds: a paired t interval of ``a - b``.
+
+    Args:
+        a, b: one result per seed (1-D, same length, seed ``i`` of ``a`` paired with seed ``i``
+            of ``b``), e.g. test accuracies.
+        name: what is compared, e.g. ``"L1 - L2"``.
+        confidence: the interval's confidence level.
+
+    Returns:
+        The comparison (``scipy.stats.ttest_rel``); its verdict is "higher" or "lower" when the
+        interval excludes zero, i.e. when ``p < 1 - confidence``.
+    """
+    _check_level(confidence, "confidence")
+    a, b = _paired_arrays(a, b, ndim=1, who="paired")
+    result = scipy.stats.ttest_rel(a, b)
+    interval_at = functools.partial(_t_interval, result)
+    low, high = interval_at(confidence)
+    p = float(result.pvalue)
+    return Comparison(name=name, mean=float(np.mean(a - b)), low=low, high=high,
+                      confidence=float(confidence), p=p, p_adjusted=p, n=int(a.size),
+                      verdict=_verdict(low, high), method="paired t", shape=a.shape,
+                      _interval_at=interval_at)
+
+
+def bootstrap_paired(a: np.ndarray, b: np.ndarray, *, name: str = "", confidence: float = 0.95,
+                     n_resamples: int = 2000, seed: int = 0) -> Comparison:
+    """Compare two configurations over a units x seeds design with a two-level bootstrap.
+
+    The differences ``d = a - b`` form a crossed design: every unit (e.g. a test photo) is
+    measured under every seed. Each resample draws ``units`` unit indices and, independently,
+    ``seeds`` seed indices, both with replacement, and takes the mean of ``d`` over the
+    resampled rows and columns (the "pigeonhole" bootstrap of Owen, 2007). This keeps both
+    sources of noise, photo to photo and seed to seed; resampling units alone would ignore
+    the seed noise. The two index sets are the two samples given to
+    ``scipy.stats.bootstrap`` (``paired=False`` resamples them independently).
+
+    The interval is the equal-tailed percentile interval of the resampled means. The p-value
+    is the smallest ``alpha`` at which the percentile interval at level ``1 - alpha``
+    excludes zero (0 when every resampled mean lies on one side of zero: then ``p`` is below
+    the resolution ``1 / n_resamples``). So the interval excludes zero exactly when
+    ``p < 1 - confidence``, and :func:`holm` can recompute it at another level from the same
+    resamples. With few seeds the seed-to-seed spread is underestimated (a bootstrap of
+    ``S`` values has ``(S - 1) / S`` of their variance); prefer ``seeds >= 5``.
+
+    Args:
+        a, b: results, shape ``(units, seeds)``, unit ``i`` and seed ``j`` paired.
+        name: what is compared.
+        confidence: the interval's confidence level.
+        n_resamples: bootstrap resamples (at least 100).
+        seed: seed of the resampling.
+
+    Returns:
+        The comparison, with ``n = units * seeds`` and ``shape = (units, seeds)``.
+    """
+    _check_level(confidence, "confidence")
+    if not isinstance(n_resamples, int | np.integer) or n_resamples < 100:
+        raise ValueError(f"bootstrap_paired needs n_resamples >= 100 (an integer), got "
+                         f"{n_resamples!r}; 2000 or more gives stable 95 % intervals.")
+    a, b = _paired_arrays(a, b, ndim=2, who="bootstrap_paired")
+    diffs = a - b
+    units, seeds = diffs.shape
+    # Each call sees batch x units counts; keep that near 4 million numbers (32 MB).
+    batch = max(1, min(n_resamples, 4_000_000 // max(units, seeds)))
+    result = scipy.stats.bootstrap(
+        (np.arange(units), np.arange(seeds)), functools.partial(_crossed_mean, diffs),
+        paired=False, vectorized=True, n_resamples=int(n_resamples), batch=batch,
+        method="percentile", confidence_level=confidence, rng=np.random.default_rng(seed))
+    resampled = np.asarray(result.bootstrap_distribution, dtype=float)
+    if np.ptp(resampled) == 0:
+        raise ValueError("bootstrap_paired: every resampled mean difference is the same; "
+                         "the design has no spread to build an interval from.")
+    interval_at = functools.partial(_bootstrap_interval, units, seeds, diffs, result)
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    p = _percentile_p(resampled)
+    return Comparison(name=name, mean=float(diffs.mean()), low=low, high=high,
+                      confidence=float(confidence), p=p, p_adjusted=p, n=int(diffs.size),
+                      verdict=_verdict(low, high), method="bootstrap", shape=(units, seeds),
+                      _interval_at=interval_at)
+
+
+def holm(comparisons: Sequence[Comparison], alpha: float = 0.05) -> list[Comparison]:
+    """Correct a family of comparisons for multiplicity with Holm's step-down method.
+
+    ``p_adjusted`` comes from ``statsmodels.stats.multitest.multipletests(method="holm")``.
+    Each interval is recomputed at confidence ``1 - alpha * p / p_adjusted``: the level
+    Holm's procedure tests that comparison at (``alpha / (m - i + 1)`` for the ``i``-th
+    smallest p-value, or lower where an earlier comparison's adjusted p-value carries over).
+    So an interval excludes zero exactly when ``p_adjusted < alpha``, and the verdicts come
+    from those intervals. (When ``p_adjusted`` is 0 the level is ``1 - alpha / m``.)
+
+    Args:
+        comparisons: the chapter's whole family, from :func:`paired` or
+            :func:`bootstrap_paired` (their raw ``p`` is used, so correcting twice is harmless).
+        alpha: the family-wise error rate.
+
+    Returns:
+        The comparisons in the same order, with ``p_adjusted``, ``confidence``, ``low``,
+        ``high`` and ``verdict`` updated.
+    """
+    _check_level(alpha, "alpha", low=0.0, high=1.0)
+    comparisons = list(comparisons)
+    if not comparisons:
+        raise ValueError("holm needs at least one comparison (the chapter's whole family).")
+    for c in comparisons:
+        if not isinstance(c, Comparison) or c._interval_at is None:
+            raise ValueError("holm takes the Comparison objects returned by paired() or "
+                             f"bootstrap_paired(), got {type(c).__name__}.")
+    p = np.array([c.p for c in comparisons])
+    _, p_adjusted, _, _ = multipletests(p, alpha=alpha, method="holm")
+    out = []
+    for c, p_adj in zip(comparisons, p_adjusted):
+        p_adj = float(p_adj)
+        level = 1 - alpha * c.p / p_adj if p_adj > 0 else 1 - alpha / len(comparisons)
+        low, high = c._interval_at(level)
+        out.append(Comparison(name=c.name, mean=c.mean, low=low, high=high,
+                              confidence=float(level), p=c.p, p_adjusted=p_adj, n=c.n,
+                              verdict=_verdict(low, high), method=c.method, shape=c.shape,
+                              _interval_at=c._interval_at))
+    return out
+
+
+def equivalence(a: Sequence[float], b: Sequence[float], margin: float, *, name: str = "",
+                alpha: float = 0.05) -> Equivalence:
+    """Test whether ``a - b`` lies within ``(-margin, margin)``: paired TOST over seeds.
+
+    Args:
+        a, b: one result per seed (1-D, same length, paired by seed).
+        margin: the largest difference that counts as "no difference", stated in the text
+            before the experiment, in the units of ``a`` and ``b``.
+        name: what is compared.
+        alpha: the level of each one-sided test.
+
+    Returns:
+        The test (``statsmodels`` ``ttost_paired``) with its ``1 - 2 * alpha`` interval.
+    """
+    _check_level(alpha, "alpha", low=0.0, high=0.5)
+    if not np.isfinite(margin) or margin <= 0:
+        raise ValueError(f"equivalence needs a positive margin (the largest difference that "
+                         f"counts as none, in the data's units), got {margin!r}.")
+    a, b = _paired_arrays(a, b, ndim=1, who="equivalence")
+    p_value, _, _ = ttost_paired(a, b, -float(margin), float(margin))
+    low, high = _t_interval(scipy.stats.ttest_rel(a, b), 1 - 2 * alpha)
+    p_value = float(p_value)
+    return Equivalence(name=name, mean=float(np.mean(a - b)), low=low, high=high,
+                       margin=float(margin), p=p_value, equivalent=bool(p_value < alpha),
+                       n=int(a.size), confidence=float(1 - 2 * alpha))
+
+
+def detectable_difference(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8,
+                          family_size: int = 1) -> float:
+    """Return the smallest paired mean difference a design detects at the given power.
+
+    Args:
+        sd: the standard deviation of the paired differences ``a - b`` across seeds (from a
+            pilot run or an earlier chapter), in the data's units.
+        n: the number of seeds (pairs).
+        alpha: the family-wise level; each test runs at ``alpha / family_size`` (Bonferroni,
+            which Holm's first step equals, so the answer is slightly conservative).
+        power: the probability of a "higher"/"lower" verdict when the difference is real.
+        family_size: the number of comparisons in the chapter's family.
+
+    Returns:
+        The difference, in the units of ``sd`` (two-sided paired t test,
+        ``statsmodels`` ``TTestPower``).
+    """
+    _check_design(sd, n, alpha, power, family_size)
+    effect = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha / family_size,
+                                      power=power, alternative="two-sided")
+    return float(np.squeeze(effect)) * float(sd)
+
+
+def seeds_needed(difference: float, sd: float, *, alpha: float = 0.05, power: float = 0.8,
+                 family_size: int = 1) -> int:
+    """Return the number of seeds needed to detect a paired mean difference.
+
+    Args:
+        difference: the difference to detect, in the data's units (its sign is ignored).
+        sd: the standard deviation of the paired differences across seeds.
+        alpha: the family-wise level (Bonferroni ``alpha / family_size`` per test).
+        power: the wanted probability of detecting ``difference``.
+        family_size: the number of comparisons in the chapter's family.
+
+    Returns:
+        The smallest number of seeds (at least 2) with at least that power.
+    """
+    _check_design(sd, 2, alpha, power, family_size)
+    if not np.isfinite(difference) or difference == 0:
+        raise ValueError(f"seeds_needed needs a nonzero difference to detect, got {difference!r}.")
+    effect = abs(float(difference)) / float(sd)
+    level = alpha / family_size
+
+    def enough(n: int) -> bool:
+        return _power(effect, n, level) >= power
+
+    # Power grows with n: double until enough, then bisect to the smallest such n.
+    low, high = 1, 2
+    while not enough(high):
+        low, high = high, 2 * high
+        if high > 10**7:
+            raise ValueError(f"seeds_needed: detecting {difference!r} with sd {sd!r} needs more "
+                             "than 10 million seeds; choose a larger difference.")
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high
+
+
+def table(comparisons: Sequence[Comparison | Equivalence], unit: str = "",
+          digits: int = 2) -> str:
+    """Return a Markdown table of a family of comparisons (or equivalence tests).
+
+    Args:
+        comparisons: the results, in the order to show them.
+        unit: the unit of the differences, shown in the header (e.g. ``"pp"``).
+        digits: decimals of the differences and intervals.
+
+    Returns:
+        Markdown with one row each: name, difference [interval], its level, p, Holm p (for
+        equivalence tests: the margin and the TOST p) and the verdict.
+    """
+    comparisons = list(comparisons)
+    if not comparisons:
+        raise ValueError("table needs at least one comparison.")
+    if not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be a non-negative integer, got {digits!r}.")
+    unit_text = f" ({unit})" if unit else ""
+    lines = [f"| Comparison | Difference{unit_text} [interval] | Level | p | Holm p | Verdict |",
+             "|---|---|---|---|---|---|"]
+    for c in comparisons:
+        if not isinstance(c, Comparison | Equivalence):
+            raise ValueError(f"table takes Comparison or Equivalence objects, got "
+                             f"{type(c).__name__}.")
+        interval = f"{c.mean:+.{digits}f} [{c.low:+.{digits}f}, {c.high:+.{digits}f}]"
+        level = _format_level(c.confidence)
+        if isinstance(c, Equivalence):
+            lines.append(f"| {c.name} | {interval} | {level} | TOST {_format_p(c.p)} | — | "
+                         f"{c.verdict} (margin ±{c.margin:.{digits}f}) |")
+        else:
+            lines.append(f"| {c.name} | {interval} | {level} | {_format_p(c.p)} | "
+                         f"{_format_p(c.p_adjusted)} | {c.verdict} |")
+    return "\n".join(lines)
+
+
+# -- private helpers ---------------------------------------------------------------------
+
+def _paired_arrays(a, b, *, ndim: int, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two paired arrays of results and return them as float arrays."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    shape = "(seeds,)" if ndim == 1 else "(units, seeds)"
+    if a.ndim != ndim or b.ndim != ndim:
+        hint = (" For units x seeds use bootstrap_paired." if ndim == 1 else
+                " For one result per seed use paired.")
+        raise ValueError(f"{who} needs arrays of shape {shape}, got shapes {a.shape} and "
+                         f"{b.shape}.{hint}")
+    if a.shape != b.shape:
+        raise ValueError(f"{who} compares paired results, but a has shape {a.shape} and b "
+                         f"{b.shape}; pair every run of a with the run of b on the same seed.")
+    if min(a.shape) < 2:
+        raise ValueError(f"{who} needs at least 2 along every axis of {shape}, got {a.shape}: "
+                         "one seed gives no estimate of seed noise.")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError(f"{who} got NaN or infinite results; drop or rerun the failed runs "
+                         "(from both a and b) first.")
+    diffs = a - b
+    if np.all(diffs == diffs.flat[0]):
+        raise ValueError(f"{who}: every paired difference equals {diffs.flat[0]!r}, so there "
+                         "is no spread to build an interval from (identical runs?).")
+    return a, b
+
+
+def _check_level(value: float, what: str, low: float = 0.0, high: float = 1.0) -> None:
+    """Raise unless ``low < value < high``."""
+    if not isinstance(value, int | float | np.floating) or not low < value < high:
+        raise ValueError(f"{what} must be a number strictly between {low} and {high}, "
+                         f"got {value!r}.")
+
+
+def _check_design(sd: float, n: int, alpha: float, power: float, family_size: int) -> None:
+    """Validate the arguments of a power calculation."""
+    if not np.isfinite(sd) or sd <= 0:
+        raise ValueError(f"sd (the spread of the paired differences) must be positive, got {sd!r}.")
+    if not isinstance(n, int | np.integer) or n < 2:
+        raise ValueError(f"n (the number of seeds) must be an integer >= 2, got {n!r}.")
+    if not isinstance(family_size, int | np.integer) or family_size < 1:
+        raise ValueError(f"family_size must be a positive integer, got {family_size!r}.")
+    _check_level(alpha, "alpha")
+    _check_level(power, "power")
+    if power <= alpha / family_size:
+        raise ValueError(f"power must exceed the per-test level alpha / family_size = "
+                         f"{alpha / family_size:g}, got {power!r}.")
+
+
+def _power(effect: float, n: int, level: float) -> float:
+    """Power of the two-sided paired t test (statsmodels ``TTestPower``).
+
+    Where statsmodels' noncentral t returns NaN (one degree of freedom and a large effect),
+    the same probability is integrated over the chi-square distribution of the variance.
+    """
+    value = float(np.squeeze(TTestPower().power(effect_size=effect, nobs=n, alpha=level)))
+    if np.isfinite(value):
+        return value
+    df, shift = n - 1, effect * np.sqrt(n)
+    critical = scipy.stats.t.isf(level / 2, df)
+
+    def rejected(v: float) -> float:
+        scale = critical * np.sqrt(v / df)
+        return scipy.stats.chi2.pdf(v, df) * (scipy.stats.norm.sf(scale - shift)
+                                              + scipy.stats.norm.cdf(-scale - shift))
+
+    return float(scipy.integrate.quad(rejected, 0, np.inf)[0])
+
+
+def _verdict(low: float, high: float) -> str:
+    """The verdict of an interval for ``a - b``."""
+    return "higher" if low > 0 else "lower" if high < 0 else "not resolved"
+
+
+def _t_interval(result, confidence: float) -> tuple[float, float]:
+    """The paired t interval of a ``ttest_rel`` result at another level."""
+    interval = result.confidence_interval(confidence_level=confidence)
+    return float(interval.low), float(interval.high)
+
+
+def _crossed_mean(diffs: np.ndarray, units: np.ndarray, seeds: np.ndarray,
+                  axis: int = -1) -> np.ndarray:
+    """Mean of ``diffs`` over resampled unit rows and seed columns (vectorized over resamples).
+
+    ``units`` has shape ``(..., k)`` of row indices and ``seeds`` ``(..., s)`` of column
+    indices; the mean of ``diffs[units][:, seeds]`` is computed from how often each row and
+    column is drawn, without building the resampled matrix.
+    """
+    units = np.moveaxis(np.asarray(units), axis, -1).astype(np.intp)
+    seeds = np.moveaxis(np.asarray(seeds), axis, -1).astype(np.intp)
+    batch = units.shape[:-1]
+    units = units.reshape(-1, units.shape[-1])
+    seeds = seeds.reshape(-1, seeds.shape[-1])
+    unit_counts = _counts(units, diffs.shape[0])
+    seed_counts = _counts(seeds, diffs.shape[1])
+    means = np.einsum("bs,bs->b", unit_counts @ diffs, seed_counts)
+    means /= units.shape[-1] * seeds.shape[-1]
+    return means.reshape(batch)
+
+
+def _counts(indices: np.ndarray, size: int) -> np.ndarray:
+    """How often each of ``size`` indices occurs in each row of ``indices``."""
+    rows = indices.shape[0]
+    flat = (indices + size * np.arange(rows)[:, None]).ravel()
+    return np.bincount(flat, minlength=rows * size).reshape(rows, size).astype(float)
+
+
+def _bootstrap_interval(units: int, seeds: int, diffs: np.ndarray, result,
+                        confidence: float) -> tuple[float, float]:
+    """The percentile interval of a stored bootstrap at another level (no new resamples)."""
+    relevelled = scipy.stats.bootstrap(
+        (np.arange(units), np.arange(seeds)), functools.partial(_crossed_mean, diffs),
+        paired=False, vectorized=True, n_resamples=0, method="percentile",
+        confidence_level=confidence, bootstrap_result=result)
+    return float(relevelled.confidence_interval.low), float(relevelled.confidence_interval.high)
+
+
+def _percentile_p(resampled: np.ndarray) -> float:
+    """Smallest alpha at which the ``1 - alpha`` percentile interval excludes zero.
+
+    The percentile interval's ends are linearly interpolated quantiles (position
+    ``q * (B - 1)`` in the sorted resamples, as ``scipy.stats.quantile``), so the alpha
+    at which an end crosses zero is found by inverting that interpolation.
+    """
+    b = np.sort(resampled)
+    last = b.size - 1
+    if b[0] > 0 or b[-1] < 0:
+        return 0.0
+    k = int(np.count_nonzero(b <= 0))          # b[k-1] <= 0 < b[k]
+    if k == b.size:
+        lower_alpha = 2.0
+    else:
+        position = (k - 1) - b[k - 1] / (b[k] - b[k - 1])
+        lower_alpha = 2 * position / last      # the lower end is > 0 for larger alpha
+    j = int(np.count_nonzero(b < 0))           # b[j-1] < 0 <= b[j]
+    if j == 0:
+        upper_alpha = 2.0
+    else:
+        position = (j - 1) - b[j - 1] / (b[j] - b[j - 1])
+        upper_alpha = 2 * (1 - position / last)  # the upper end is < 0 for larger alpha
+    return float(min(1.0, lower_alpha, upper_alpha))
+
+
+def _format_p(p: float) -> str:
+    """A p-value for text and tables."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _p_clause(p: float) -> str:
+    """A p-value after its symbol: ``= 0.012`` or ``< 0.001``."""
+    text = _format_p(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
+def _format_level(confidence: float) -> str:
+    """A confidence level as a percentage, e.g. ``95 %`` or ``98.3 %``."""
+    text = f"{100 * confidence:.1f}".rstrip("0").rstrip(".")
+    return f"{text} %"
