@@ -36,6 +36,8 @@ COLORS: dict[str, str] = {
     "regression": "#999999",
     "classification": "#0072B2",
     "rebalanced": "#D55E00",
+    "context_rebalanced": "#009E73",
+    "prior_only": "#4D4D4D",
     # deployment formats (freezing chapter)
     "keras": "#D55E00",
     "savedmodel": "#CC79A7",
@@ -59,6 +61,7 @@ LABELS: dict[str, str] = {
     "softmax": "Softmax", "l1": "L1", "l2": "L2", "elastic_net": "Elastic net",
     "none": "No penalty", "regression": "L2 regression", "classification": "Classification",
     "rebalanced": "Classification, rebalanced",
+    "context_rebalanced": "Context network, rebalanced", "prior_only": "Training prior only",
     "keras": "Keras (.keras), eager", "savedmodel": "SavedModel",
     "frozen_graph": "Frozen GraphDef",
     "tflite_float": "TFLite float", "tflite_dynamic": "TFLite dynamic-range",
