@@ -27,6 +27,8 @@ COLORS: dict[str, str] = {
     "elu": "#CC79A7",
     "gelu": "#E69F00",
     "swish": "#332288",
+    "selu": "#44AA99",
+    "sigmoid_half": "#999933",
     "softmax": "#000000",
     # methods (regularisation, colorisation, deployment formats)
     "l1": "#D55E00",
@@ -58,6 +60,7 @@ LABELS: dict[str, str] = {
     "leaky_relu_100": "Leaky ReLU (a=100)", "leaky_relu_5.5": "Leaky ReLU (a=5.5)",
     "leaky_relu_mean": "Leaky ReLU (slope E[1/a])",
     "prelu": "PReLU", "rrelu": "RReLU", "elu": "ELU", "gelu": "GELU", "swish": "Swish",
+    "selu": "SELU", "sigmoid_half": "Sigmoid − ½",
     "softmax": "Softmax", "l1": "L1", "l2": "L2", "elastic_net": "Elastic net",
     "none": "No penalty", "regression": "L2 regression", "classification": "Classification",
     "rebalanced": "Classification, rebalanced",
