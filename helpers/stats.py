@@ -68,7 +68,8 @@ class Comparison:
 
     def __format__(self, spec: str) -> str:
         spec = spec or ".3g"
-        design = " x ".join(str(s) for s in self.shape) if self.shape else str(self.n)
+        design = (f"{self.shape[0]} units x {self.shape[1]} seeds" if len(self.shape) == 2
+                  else str(self.n))
         corrected = (f", Holm p {_p_clause(self.p_adjusted)}" if self.p_adjusted != self.p
                      else "")
         return (f"{self.name or 'a - b'}: {self.mean:+{spec}} "
@@ -138,8 +139,8 @@ def paired(a: Sequence[float], b: Sequence[float], *, name: str = "",
     _check_level(confidence, "confidence")
     a, b = _paired_arrays(a, b, ndim=1, who="paired")
     result = scipy.stats.ttest_rel(a, b)
-    interval_at = functools.partial(_t_interval, result)
-    low, high = interval_at(confidence)
+    interval_at = functools.partial(_paired_t_interval, a, b)
+    low, high = _t_interval(result, confidence)
     p = float(result.pvalue)
     return Comparison(name=name, mean=float(np.mean(a - b)), low=low, high=high,
                       confidence=float(confidence), p=p, p_adjusted=p, n=int(a.size),
@@ -159,13 +160,21 @@ def bootstrap_paired(a: np.ndarray, b: np.ndarray, *, name: str = "", confidence
     the seed noise. The two index sets are the two samples given to
     ``scipy.stats.bootstrap`` (``paired=False`` resamples them independently).
 
-    The interval is the equal-tailed percentile interval of the resampled means. The p-value
-    is the smallest ``alpha`` at which the percentile interval at level ``1 - alpha``
-    excludes zero (0 when every resampled mean lies on one side of zero: then ``p`` is below
-    the resolution ``1 / n_resamples``). So the interval excludes zero exactly when
-    ``p < 1 - confidence``, and :func:`holm` can recompute it at another level from the same
-    resamples. With few seeds the seed-to-seed spread is underestimated (a bootstrap of
-    ``S`` values has ``(S - 1) / S`` of their variance); prefer ``seeds >= 5``.
+    The bootstrap interval is the equal-tailed percentile interval of the resampled means.
+    Its p-value is the smallest ``alpha`` at which that interval at level ``1 - alpha``
+    excludes zero (0 when every resampled mean lies on one side of zero: then it is below
+    the resolution ``1 / n_resamples``).
+
+    With few seeds the bootstrap underestimates the seed-to-seed noise (a bootstrap of ``S``
+    values sees ``(S - 1) / S`` of their variance, with normal rather than t tails): in
+    simulations of 30 units whose seed noise dominates, its 95 % interval covered the truth
+    in 74 % of experiments with 3 seeds, 87 % with 5 and 90 % with 10. So the reported
+    interval is the union of the bootstrap interval and the paired t interval over the
+    per-seed means (``S - 1`` degrees of freedom, units held fixed), and ``p`` is the larger
+    of their two p-values: a difference is resolved only if both analyses resolve it (in
+    the same simulations the union covered at least about 94 %). Both parts are dual to
+    their p-values, so the interval excludes zero exactly when ``p < 1 - confidence``, and
+    :func:`holm` recomputes both at its level from the same resamples.
 
     Args:
         a, b: results, shape ``(units, seeds)``, unit ``i`` and seed ``j`` paired.
@@ -175,7 +184,8 @@ def bootstrap_paired(a: np.ndarray, b: np.ndarray, *, name: str = "", confidence
         seed: seed of the resampling.
 
     Returns:
-        The comparison, with ``n = units * seeds`` and ``shape = (units, seeds)``.
+        The comparison, with ``n = units * seeds`` and ``shape = (units, seeds)``; its
+        interval is the union described above.
     """
     _check_level(confidence, "confidence")
     if not isinstance(n_resamples, int | np.integer) or n_resamples < 100:
@@ -194,9 +204,14 @@ def bootstrap_paired(a: np.ndarray, b: np.ndarray, *, name: str = "", confidence
     if np.ptp(resampled) == 0:
         raise ValueError("bootstrap_paired: every resampled mean difference is the same; "
                          "the design has no spread to build an interval from.")
-    interval_at = functools.partial(_bootstrap_interval, units, seeds, diffs, result)
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    parts = [functools.partial(_bootstrap_interval, units, seeds, diffs, result)]
     p = _percentile_p(resampled)
+    seed_a, seed_b = a.mean(axis=0), b.mean(axis=0)
+    if np.ptp(seed_a - seed_b) > 0:  # the seed means differ: their t interval exists
+        parts.append(functools.partial(_paired_t_interval, seed_a, seed_b))
+        p = max(p, float(scipy.stats.ttest_rel(seed_a, seed_b).pvalue))
+    interval_at = functools.partial(_union_interval, tuple(parts))
+    low, high = interval_at(confidence)
     return Comparison(name=name, mean=float(diffs.mean()), low=low, high=high,
                       confidence=float(confidence), p=p, p_adjusted=p, n=int(diffs.size),
                       verdict=_verdict(low, high), method="bootstrap", shape=(units, seeds),
@@ -447,6 +462,11 @@ def _t_interval(result, confidence: float) -> tuple[float, float]:
     return float(interval.low), float(interval.high)
 
 
+def _paired_t_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The paired t interval of ``a - b`` at a given level (a picklable recipe for holm)."""
+    return _t_interval(scipy.stats.ttest_rel(a, b), confidence)
+
+
 def _crossed_mean(diffs: np.ndarray, units: np.ndarray, seeds: np.ndarray,
                   axis: int = -1) -> np.ndarray:
     """Mean of ``diffs`` over resampled unit rows and seed columns (vectorized over resamples).
@@ -482,6 +502,13 @@ def _bootstrap_interval(units: int, seeds: int, diffs: np.ndarray, result,
         paired=False, vectorized=True, n_resamples=0, method="percentile",
         confidence_level=confidence, bootstrap_result=result)
     return float(relevelled.confidence_interval.low), float(relevelled.confidence_interval.high)
+
+
+def _union_interval(parts: tuple[Callable[[float], tuple[float, float]], ...],
+                    confidence: float) -> tuple[float, float]:
+    """The smallest interval holding every part's interval at ``confidence``."""
+    intervals = [part(confidence) for part in parts]
+    return min(low for low, _ in intervals), max(high for _, high in intervals)
 
 
 def _percentile_p(resampled: np.ndarray) -> float:

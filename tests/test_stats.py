@@ -22,7 +22,7 @@ ACCEPT = 0.999  # the binomial acceptance region of every simulation check
 @pytest.fixture
 def no_full_collections(monkeypatch):
     """statsmodels' Holm branch calls gc.collect() on every call (0.1-0.4 s each here);
-    skip those collections so that a thousand simulated families stay fast."""
+    skip those collections so that hundreds of simulated families stay fast."""
     monkeypatch.setattr(gc, "collect", lambda *args: 0)
 
 
@@ -91,7 +91,7 @@ def test_holm_matches_multipletests_and_its_intervals_match_its_verdicts(no_full
 
 
 def test_holm_keeps_the_family_wise_error_at_alpha_under_the_global_null(no_full_collections):
-    n_families, m, alpha = 1000, 5, 0.05
+    n_families, m, alpha = 500, 5, 0.05
     rng = np.random.default_rng(4)
     a = rng.normal(0, 1, (n_families, m, 6))
     b = rng.normal(0, 1, (n_families, m, 6))
@@ -115,25 +115,28 @@ def test_crossed_mean_equals_the_mean_of_the_resampled_matrix():
     assert stats._crossed_mean(diffs, units, seeds) == pytest.approx(expected)
 
 
-def test_bootstrap_interval_matches_a_direct_two_level_resampling():
+def test_bootstrap_interval_matches_a_direct_two_level_resampling_joined_with_seed_means_t():
     rng = np.random.default_rng(6)
     units, seeds, n_resamples = 25, 6, 4000
     a = (rng.normal(0, 1, (units, 1)) + rng.normal(0, 0.5, (1, seeds))
          + rng.normal(0, 1, (units, seeds)))
-    b = a - 0.2 - rng.normal(0, 0.5, (units, seeds))
+    b = a - 0.2 - rng.normal(0, 0.5, (1, seeds)) - rng.normal(0, 0.5, (units, seeds))
     c = stats.bootstrap_paired(a, b, n_resamples=n_resamples, seed=1)
     # Independent resampling: rows and columns drawn with numpy, the matrix built explicitly.
     diffs, direct_rng = a - b, np.random.default_rng(99)
     direct = np.array([diffs[np.ix_(direct_rng.integers(0, units, units),
                                     direct_rng.integers(0, seeds, seeds))].mean()
                        for _ in range(n_resamples)])
-    low, high = np.quantile(direct, [0.025, 0.975])
+    boot_low, boot_high = np.quantile(direct, [0.025, 0.975])
+    seed_t = scipy.stats.ttest_rel(a.mean(axis=0), b.mean(axis=0))
+    t_interval = seed_t.confidence_interval(confidence_level=0.95)
     # Two independent Monte Carlo estimates of a 2.5 % quantile differ by about
     # sqrt(2 q (1 - q) / B) / phi(z_q) standard errors; allow four times that.
     tolerance = 4 * np.sqrt(2 * 0.025 * 0.975 / n_resamples) / scipy.stats.norm.pdf(1.96)
     tolerance *= direct.std()
-    assert c.low == pytest.approx(low, abs=tolerance)
-    assert c.high == pytest.approx(high, abs=tolerance)
+    assert c.low == pytest.approx(min(boot_low, t_interval.low), abs=tolerance)
+    assert c.high == pytest.approx(max(boot_high, t_interval.high), abs=tolerance)
+    assert c.p >= seed_t.pvalue
     assert c.mean == pytest.approx(diffs.mean())
     assert (c.n, c.shape, c.method) == (units * seeds, (units, seeds), "bootstrap")
 
@@ -154,19 +157,21 @@ def test_bootstrap_p_value_is_where_its_interval_reaches_zero():
         assert (x.verdict != "not resolved") == (x.p_adjusted < 0.05)
 
 
-def test_bootstrap_covers_the_true_difference_on_a_two_level_design():
-    # 30 test units x 10 seeds, unit, seed and interaction noise; 400 simulated experiments.
-    n_sims, units, seeds, truth = 400, 30, 10, 0.3
-    rng = np.random.default_rng(8)
+@pytest.mark.parametrize(("seeds", "unit_sd", "seed_sd"), [(10, 1.0, 0.5), (3, 0.3, 1.0)])
+def test_bootstrap_covers_the_true_difference_on_a_two_level_design(seeds, unit_sd, seed_sd):
+    # 30 test units x seeds with unit, seed and interaction noise; 300 simulated experiments.
+    # With 3 seeds and seed noise dominating, the bootstrap alone covers only about 74 %;
+    # the seed-means t interval it is joined with restores the nominal rate.
+    n_sims, units, truth = 300, 30, 0.3
+    rng = np.random.default_rng(8 + seeds)
     covered = covered_units_only = 0
     for k in range(n_sims):
-        d = (truth + rng.normal(0, 1.0, (units, 1)) + rng.normal(0, 0.5, (1, seeds))
+        d = (truth + rng.normal(0, unit_sd, (units, 1)) + rng.normal(0, seed_sd, (1, seeds))
              + rng.normal(0, 1.0, (units, seeds)))
         c = stats.bootstrap_paired(d, np.zeros_like(d), n_resamples=1000, seed=k)
         covered += c.low < truth < c.high
         # What resampling the units alone would give (it ignores the seed-to-seed noise).
-        unit_means = d.mean(axis=1)
-        boot = unit_means[rng.integers(0, units, (1000, units))].mean(axis=1)
+        boot = d.mean(axis=1)[rng.integers(0, units, (1000, units))].mean(axis=1)
         low, high = np.quantile(boot, [0.025, 0.975])
         covered_units_only += low < truth < high
     low, high = _acceptance(n_sims, 0.95)
@@ -288,3 +293,15 @@ BAD_INPUTS = [
 def test_bad_input_raises_a_readable_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_comparisons_survive_pickling_and_can_still_be_corrected():
+    import pickle
+
+    rng = np.random.default_rng(14)
+    family = [stats.paired(rng.normal(1, 1, 5), rng.normal(0, 1, 5), name="t"),
+              stats.bootstrap_paired(rng.normal(0.5, 1, (10, 4)), rng.normal(0, 1, (10, 4)),
+                                     name="boot")]
+    restored = pickle.loads(pickle.dumps(family))
+    assert restored == family
+    assert stats.holm(restored) == stats.holm(family)
