@@ -7,7 +7,8 @@ chapter's family of comparisons with :func:`holm`, excludes zero; "no difference
 
 * :func:`paired` -- a paired t interval over seeds (``scipy.stats.ttest_rel``).
 * :func:`bootstrap_paired` -- a percentile bootstrap over a units x seeds design
-  (``scipy.stats.bootstrap``), resampling units and seeds independently.
+  (``scipy.stats.bootstrap``), resampling units and seeds independently, joined with the
+  paired t interval over the per-seed means so that few seeds are not overtrusted.
 * :func:`holm` -- Holm's step-down correction (``statsmodels`` ``multipletests``), with each
   interval recomputed at the level the correction applies to it.
 * :func:`equivalence` -- paired TOST (``statsmodels`` ``ttost_paired``).
