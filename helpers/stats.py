@@ -140,7 +140,7 @@ def paired(a: Sequence[float], b: Sequence[float], *, name: str = "",
     _check_level(confidence, "confidence")
     a, b = _paired_arrays(a, b, ndim=1, who="paired")
     result = scipy.stats.ttest_rel(a, b)
-    interval_at = functools.partial(_paired_t_interval, a, b)
+    interval_at = _paired_t_recipe(a, b)
     low, high = _t_interval(result, confidence)
     p = float(result.pvalue)
     return Comparison(name=name, mean=float(np.mean(a - b)), low=low, high=high,
@@ -209,7 +209,7 @@ def bootstrap_paired(a: np.ndarray, b: np.ndarray, *, name: str = "", confidence
     p = _percentile_p(resampled)
     seed_a, seed_b = a.mean(axis=0), b.mean(axis=0)
     if np.ptp(seed_a - seed_b) > 0:  # the seed means differ: their t interval exists
-        parts.append(functools.partial(_paired_t_interval, seed_a, seed_b))
+        parts.append(_paired_t_recipe(seed_a, seed_b))
         p = max(p, float(scipy.stats.ttest_rel(seed_a, seed_b).pvalue))
     interval_at = functools.partial(_union_interval, tuple(parts))
     low, high = interval_at(confidence)
@@ -463,9 +463,23 @@ def _t_interval(result, confidence: float) -> tuple[float, float]:
     return float(interval.low), float(interval.high)
 
 
-def _paired_t_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
-    """The paired t interval of ``a - b`` at a given level (a picklable recipe for holm)."""
-    return _t_interval(scipy.stats.ttest_rel(a, b), confidence)
+def _paired_t_recipe(a: np.ndarray, b: np.ndarray) -> Callable[[float], tuple[float, float]]:
+    """The paired t interval of ``a - b`` as a function of its level (picklable, for holm).
+
+    It is ``ttest_rel(a, b).confidence_interval(level)``: the t interval with ``n - 1``
+    degrees of freedom around the mean difference, scaled by its standard error.
+    """
+    diffs = a - b
+    standard_error = float(np.std(diffs, ddof=1) / np.sqrt(diffs.size))
+    return functools.partial(_t_interval_at, float(diffs.mean()), standard_error,
+                             diffs.size - 1)
+
+
+def _t_interval_at(mean: float, standard_error: float, df: int,
+                   confidence: float) -> tuple[float, float]:
+    """A t interval at a given level (``scipy.stats.t.interval``)."""
+    low, high = scipy.stats.t.interval(confidence, df, loc=mean, scale=standard_error)
+    return float(low), float(high)
 
 
 def _crossed_mean(diffs: np.ndarray, units: np.ndarray, seeds: np.ndarray,

@@ -71,8 +71,9 @@ def test_paired_interval_covers_the_true_difference_at_its_nominal_rate():
 
 def test_holm_matches_multipletests_and_its_intervals_match_its_verdicts(no_full_collections):
     rng = np.random.default_rng(3)
-    family = [stats.paired(rng.normal(shift, 1.0, 6), rng.normal(0, 1.0, 6), name=f"c{i}")
-              for i, shift in enumerate([0.0, 2.0, 1.2, 0.3, 3.0, 0.8])]
+    data = [(rng.normal(shift, 1.0, 6), rng.normal(0, 1.0, 6))
+            for shift in [0.0, 2.0, 1.2, 0.3, 3.0, 0.8]]
+    family = [stats.paired(a, b, name=f"c{i}") for i, (a, b) in enumerate(data)]
     corrected = stats.holm(family, alpha=0.05)
     _, expected, _, _ = multipletests([c.p for c in family], alpha=0.05, method="holm")
     assert [c.name for c in corrected] == [c.name for c in family]
@@ -80,9 +81,11 @@ def test_holm_matches_multipletests_and_its_intervals_match_its_verdicts(no_full
     assert any(c.verdict != "not resolved" for c in corrected)
     assert any(c.verdict == "not resolved" and c.p < 0.05 for c in corrected), \
         "the family should hold a comparison that Holm's correction overturns"
-    for raw, c in zip(family, corrected):
+    for raw, c, (a, b) in zip(family, corrected, data):
         assert c.p == raw.p and c.mean == raw.mean
         assert c.confidence == pytest.approx(1 - 0.05 * c.p / c.p_adjusted)
+        interval = scipy.stats.ttest_rel(a, b).confidence_interval(confidence_level=c.confidence)
+        assert (c.low, c.high) == pytest.approx((interval.low, interval.high))
         assert c.confidence >= raw.confidence
         assert (c.low > 0 or c.high < 0) == (c.p_adjusted < 0.05)
         assert (c.verdict != "not resolved") == (c.p_adjusted < 0.05)
@@ -159,10 +162,10 @@ def test_bootstrap_p_value_is_where_its_interval_reaches_zero():
 
 @pytest.mark.parametrize(("seeds", "unit_sd", "seed_sd"), [(10, 1.0, 0.5), (3, 0.3, 1.0)])
 def test_bootstrap_covers_the_true_difference_on_a_two_level_design(seeds, unit_sd, seed_sd):
-    # 30 test units x seeds with unit, seed and interaction noise; 300 simulated experiments.
+    # 30 test units x seeds with unit, seed and interaction noise; 200 simulated experiments.
     # With 3 seeds and seed noise dominating, the bootstrap alone covers only about 74 %;
     # the seed-means t interval it is joined with restores the nominal rate.
-    n_sims, units, truth = 300, 30, 0.3
+    n_sims, units, truth = 200, 30, 0.3
     rng = np.random.default_rng(8 + seeds)
     covered = covered_units_only = 0
     for k in range(n_sims):
