@@ -14,6 +14,7 @@ and the page is printed with ``page.pdf`` (A4, page numbers, PDF bookmarks and t
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -27,43 +28,54 @@ from tests.browser import chromium, serve  # noqa: E402  (the repository's brows
 PRINT_CSS = """
 .bd-header, .bd-sidebar-primary, .bd-sidebar-secondary, .header-article, .bd-footer,
 .bd-footer-article, .prev-next-area, .toggle-hidden, button.toggle-button, .headerlink,
-.skip-link, #pst-back-to-top { display: none !important; }
+.skip-link, #pst-back-to-top, #jb-print-toc { display: none !important; }
 .bd-main .bd-content .bd-article-container { max-width: 100% !important; }
 .bd-page-width { max-width: 100% !important; }
 body { font-size: 10.5pt; }
-section > h1 { break-before: page; }
+section.pdf-chapter { break-before: page; }
 #pdf-toc { break-after: page; }
 #pdf-toc ol { list-style: none; padding-left: 1.2em; }
 #pdf-toc > ol { padding-left: 0; }
 #pdf-toc a { text-decoration: none; color: inherit; }
-figure, img, table, .cell_output { break-inside: avoid; }
+figure, img, table, .cell_input, .cell_output, div.highlight { break-inside: avoid; }
 pre { white-space: pre-wrap; word-break: break-word; }
 """
 
-# Every chapter (and the references) is a top-level section with an h1; its h2 are listed too.
+# In the single page every included document (each chapter, the references) is a section right
+# after a `<span id="document-...">` marker; its own sections are listed under it.
 TOC_JS = """() => {
   const main = document.querySelector('main') || document.body;
-  const heads = [...main.querySelectorAll('section > h1, section > h2')];
+  const name = s => {
+    const h = s.querySelector(':scope > h1, :scope > h2, :scope > h3, :scope > h4, :scope > h5');
+    return h ? h.textContent.replace(/#\\s*$/, '').trim() : '';
+  };
+  const item = s => {
+    const li = document.createElement('li');
+    const a = document.createElement('a');
+    a.href = '#' + s.id;
+    a.textContent = name(s);
+    li.appendChild(a);
+    return li;
+  };
+  const docs = [...main.querySelectorAll('span[id^="document-"]')]
+    .map(m => m.nextElementSibling).filter(e => e && e.tagName === 'SECTION');
   const nav = document.createElement('nav');
   nav.id = 'pdf-toc';
   nav.setAttribute('aria-label', 'Table of contents');
   nav.innerHTML = '<h2>Contents</h2>';
-  let top = document.createElement('ol'), sub = null;
+  const top = document.createElement('ol');
   nav.appendChild(top);
-  heads.slice(1).forEach(h => {
-    const id = h.parentElement.id || h.id;
-    const text = h.textContent.replace(/#$/, '').trim();
-    const li = document.createElement('li');
-    li.innerHTML = `<a href="#${id}"></a>`;
-    li.firstChild.textContent = text;
-    if (h.tagName === 'H1') {
-      top.appendChild(li);
-      sub = document.createElement('ol');
-      li.appendChild(sub);
-    } else if (sub) { sub.appendChild(li); }
+  docs.forEach(doc => {
+    doc.classList.add('pdf-chapter');
+    const li = item(doc), sub = document.createElement('ol');
+    doc.querySelectorAll(':scope > section').forEach(s => sub.appendChild(item(s)));
+    li.appendChild(sub);
+    top.appendChild(li);
   });
-  heads[0].insertAdjacentElement('afterend', nav);
-  return top.children.length;
+  // After the theme's print title (whose own one-level contents is hidden), else the first h1.
+  const title = document.getElementById('jb-print-docs-body') || main.querySelector('section h1');
+  (title || main.firstElementChild).insertAdjacentElement('afterend', nav);
+  return docs.length;
 }"""
 
 OPEN_HIDDEN_JS = """() => {
@@ -83,6 +95,16 @@ WAIT_FOR_MATH_JS = """async () => {
 }"""
 
 
+def root_page(site: Path) -> Path:
+    """Return the single page of the build in `site`, following `index.html`'s redirect."""
+    index = site / "index.html"
+    if not index.is_file():
+        raise ValueError(f"No index.html in {site}: build the single page first "
+                         "(`jupyter-book build --builder singlehtml .`, or `make pdf`).")
+    redirect = re.search(r'http-equiv="refresh"[^>]*url=([^"\']+)', index.read_text(), re.I)
+    return site / redirect[1] if redirect else index
+
+
 def print_book(site: Path, pdf: Path) -> dict:
     """Print the single-page book in `site` to `pdf`.
 
@@ -93,13 +115,11 @@ def print_book(site: Path, pdf: Path) -> dict:
     Returns:
         What was printed: the number of chapters in the table of contents and of formulas.
     """
-    if not (site / "index.html").is_file():
-        raise ValueError(f"No index.html in {site}: build the single page first "
-                         "(`jupyter-book build --builder singlehtml .`, or `make pdf`).")
+    root = root_page(site)
     pdf.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, serve(site) as url, chromium(Path(tmp)) as browser:
         page = browser.new_page()
-        page.goto(url + "index.html", wait_until="networkidle")
+        page.goto(url + root.relative_to(site).as_posix(), wait_until="networkidle")
         formulas = page.evaluate(WAIT_FOR_MATH_JS)
         page.add_style_tag(content=PRINT_CSS)
         page.evaluate(OPEN_HIDDEN_JS)

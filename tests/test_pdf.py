@@ -9,6 +9,7 @@ Run by `make pdf` (full scale, after `make book`) and `make pdf-quick` (part of 
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import os
 import re
@@ -45,7 +46,10 @@ def pdf() -> Path:
 def single_page(pdf) -> str:
     """The single-page HTML the PDF was printed from."""
     folder = Path(os.environ.get("SINGLE_DIR") or pdf.parent.parent / "singlehtml")
-    return (folder / "index.html").read_text()
+    spec = importlib.util.spec_from_file_location("book_pdf", ROOT / "_ext" / "book_pdf.py")
+    book_pdf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book_pdf)
+    return book_pdf.root_page(folder).read_text()
 
 
 def _text(pdf: Path, *pages: str) -> str:
