@@ -1,0 +1,439 @@
+"""Perceptrons trained many seeds at a time: the MLP builder, flat-image data, one compiled step.
+
+``build_mlp`` is the Keras perceptron of the RReLU chapter; ``SeedStack`` holds S of them (one
+per seed) as one model whose weights carry a leading seed axis, and ``train_runs`` trains and
+caches runs through it, one compiled step updating every seed of a configuration at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from helpers import activations, config
+
+CONFIGS: dict[str, tuple[str, dict]] = {
+    "relu": ("relu", {}),
+    "leaky_relu_100": ("leaky_relu", {"negative_slope": 1 / 100}),
+    "leaky_relu_5.5": ("leaky_relu", {"negative_slope": 1 / 5.5}),
+    "leaky_relu_mean": ("leaky_relu", {"negative_slope": math.log(8 / 3) / 5}),
+    "prelu": ("prelu", {}),
+    "rrelu": ("rrelu", {"lower": 3.0, "upper": 8.0}),
+    "elu": ("elu", {}),
+    "gelu": ("gelu", {}),
+    "swish": ("swish", {}),
+}
+"""The RReLU paper's activations and a few more: book name -> (activation name, parameters).
+
+Leaky ReLU's ``a`` is a divisor as in Xu et al. (2015): ``a = 100`` is a slope of 0.01.
+``leaky_relu_mean`` has the slope RReLU has on average in training, E[1/a] = ln(8/3)/5 for
+a ~ U(3, 8), where RReLU's test-time slope is 1/5.5.
+"""
+
+DATASETS: tuple[str, ...] = ("fashion_mnist", "mnist")
+"""Datasets ``load_flat_images`` knows (MNIST only with an internet connection)."""
+
+INITIALIZERS: tuple[str, ...] = ("glorot_uniform", "he_normal")
+"""Kernel initialisations ``build_mlp`` knows (Glorot & Bengio 2010; He et al. 2015)."""
+
+
+def load_flat_images(dataset: str = "fashion_mnist", n_train: int | None = None,
+                     n_test: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Return flattened float32 images in [0, 1] and int32 labels, optionally subsampled.
+
+    Args:
+        dataset: ``"fashion_mnist"`` (offline, Debian package ``dataset-fashion-mnist``) or
+            ``"mnist"`` (needs an internet connection for Keras' download).
+        n_train: how many training images to keep (a random subset); None keeps all.
+        n_test: how many test images to keep (a random subset); None keeps all.
+        seed: seed of the subset choice (the same subset for every run).
+
+    Returns:
+        A dict with ``x_train``, ``y_train``, ``x_test``, ``y_test`` and ``name``.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
+    if dataset == "fashion_mnist":
+        from helpers import data
+
+        (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist()
+    else:
+        import keras
+
+        try:
+            (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        except Exception as err:  # Keras raises several kinds when the download fails
+            raise RuntimeError(
+                "MNIST is not available offline: `keras.datasets.mnist.load_data()` could not "
+                "download it. Connect to the internet, or use dataset='fashion_mnist' (Debian "
+                "package `dataset-fashion-mnist`)."
+            ) from err
+    rng = np.random.default_rng(seed)
+    out = {"name": dataset}
+    for split, x, y, n in (("train", x_train, y_train, n_train), ("test", x_test, y_test, n_test)):
+        if n is not None and not 1 <= n <= len(x):
+            raise ValueError(f"n_{split} must be between 1 and {len(x)} for {dataset}, got {n}.")
+        index = np.sort(rng.permutation(len(x))[:n]) if n is not None else np.arange(len(x))
+        out[f"x_{split}"] = (x[index].reshape(len(index), -1) / 255.0).astype(np.float32)
+        out[f"y_{split}"] = y[index].astype(np.int32)
+    return out
+
+
+def build_mlp(activation: str, *, batch_norm: bool = False, hidden: tuple[int, ...] = (1024, 128),
+              input_dim: int = 784, num_classes: int = 10, seed: int = 0,
+              bn_momentum: float = 0.9, initializer: str = "glorot_uniform"):
+    """Return a perceptron: ``[Dense -> (BatchNorm) -> activation]`` per hidden layer, then logits.
+
+    Args:
+        activation: a key of ``CONFIGS`` (e.g. ``"leaky_relu_5.5"``) or a name of
+            ``helpers.activations.ACTIVATIONS`` with its default parameters.
+        batch_norm: insert batch normalisation between each hidden Dense layer and activation.
+        hidden: widths of the hidden layers (the RReLU post: 1024 and 128).
+        input_dim: number of input features (784 for 28x28 images).
+        num_classes: number of output logits.
+        seed: seeds every initializer (and RReLU's noise), so that two activations trained
+            with the same seed start from the same weights.
+        bn_momentum: momentum of the batch-norm moving statistics (Keras' default is 0.99).
+        initializer: kernel initialisation, one of ``INITIALIZERS``.
+
+    Returns:
+        A ``keras.Sequential`` returning logits.
+    """
+    import keras
+
+    name, params = _resolve(activation)
+    if not hidden or any(int(w) < 1 for w in hidden):
+        raise ValueError(f"hidden must list positive layer widths, got {hidden!r}.")
+    if not 0.0 <= bn_momentum < 1.0:
+        raise ValueError(f"bn_momentum must be in [0, 1), got {bn_momentum}.")
+    if initializer not in INITIALIZERS:
+        raise ValueError(f"Unknown initializer {initializer!r}; choose one of "
+                         f"{', '.join(INITIALIZERS)}.")
+    make_init = {"glorot_uniform": keras.initializers.GlorotUniform,
+                 "he_normal": keras.initializers.HeNormal}[initializer]
+    layers = [keras.Input((input_dim,))]
+    for i, width in enumerate(hidden):
+        layers.append(keras.layers.Dense(int(width), use_bias=not batch_norm,
+                                         kernel_initializer=make_init(seed=seed * 1000 + i)))
+        if batch_norm:
+            layers.append(keras.layers.BatchNormalization(momentum=bn_momentum))
+        layer_params = dict(params, seed=seed * 1000 + 500 + i) if name == "rrelu" else params
+        layers.append(activations.activation_layer(name, **layer_params))
+    out_init = make_init(seed=seed * 1000 + len(hidden))
+    layers.append(keras.layers.Dense(num_classes, kernel_initializer=out_init))
+    return keras.Sequential(layers)
+
+
+def _resolve(activation: str) -> tuple[str, dict]:
+    if activation in CONFIGS:
+        return CONFIGS[activation]
+    if activation in activations.ACTIVATIONS:
+        return activation, {}
+    raise ValueError(f"Unknown activation {activation!r}; choose one of "
+                     f"{', '.join(CONFIGS)} (or {', '.join(activations.ACTIVATIONS)}).")
+
+
+def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """Return one epoch's shuffled example indices of a seed, cut into batches.
+
+    Args:
+        n: number of training examples.
+        batch_size: examples per batch; ``n`` must be a multiple of it.
+        seed: the run's seed (each seed has its own data order).
+        epoch: the epoch (0-based); every epoch reshuffles.
+
+    Returns:
+        An int32 array of shape ``(n // batch_size, batch_size)``.
+    """
+    if batch_size < 1 or n % batch_size:
+        raise ValueError(f"batch_size must be positive and divide the {n} training examples, "
+                         f"got {batch_size}; choose n_train as a multiple of the batch size.")
+    order = np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
+    return order.reshape(n // batch_size, batch_size)
+
+
+class SeedStack:
+    """S perceptrons of one architecture as one model: every weight has a leading seed axis.
+
+    Built from S Keras models of ``build_mlp`` (one per seed), whose weights it stacks, so that
+    each seed starts exactly where its Keras model does. Dense layers become batched einsums;
+    batch norm, PReLU and RReLU keep their own statistics, slopes and noise per seed (RReLU's
+    noise is drawn from the seed and the step, so a seed's run does not depend on which other
+    seeds share the stack). One compiled step updates every seed, each on its own batch.
+
+    Args:
+        models: Keras models of ``build_mlp`` with the same architecture, one per seed.
+        noise_seeds: one integer per model seeding its RReLU noise.
+        optimizer: a Keras optimizer whose update is elementwise (e.g. Adam or SGD without
+            global clipping), so that one update of the stacked weights is S separate updates.
+        jit_compile: compile the step with XLA.
+    """
+
+    def __init__(self, models: list, noise_seeds: list[int], optimizer, *,
+                 jit_compile: bool = True):
+        import keras
+        import tensorflow as tf
+
+        if not models or len(models) != len(noise_seeds):
+            raise ValueError(f"SeedStack needs one noise seed per model, got {len(models)} "
+                             f"models and {len(noise_seeds)} seeds.")
+        kinds = [[type(layer).__name__ for layer in m.layers] for m in models]
+        if any(k != kinds[0] for k in kinds):
+            raise ValueError("SeedStack needs models of one architecture (the same layers).")
+        self.size = len(models)
+        self.noise_seeds = tf.constant(np.asarray(noise_seeds, np.int64))
+        self.layers = []  # (kind, template layer, stacked variables)
+        for i, layer in enumerate(models[0].layers):
+            stacked = [keras.Variable(np.stack([m.layers[i].weights[j].numpy() for m in models]),
+                                      trainable=w.trainable, name=w.name)
+                       for j, w in enumerate(layer.weights)]
+            self.layers.append((type(layer).__name__, layer, stacked))
+        self.trainable = [v for _, _, vs in self.layers for v in vs if v.trainable]
+        self.optimizer = optimizer
+        self.optimizer.build(self.trainable)
+        self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._step = tf.function(self._train_step, jit_compile=jit_compile)
+        self._logits = tf.function(self._inference_logits, jit_compile=jit_compile)
+
+    def _forward(self, h, training: bool, shared: bool):
+        # shared: h is (batch, features), the same input for every seed (evaluation);
+        # otherwise (S, batch, features), each seed's own batch (training).
+        import tensorflow as tf
+
+        for depth, (kind, layer, w) in enumerate(self.layers):
+            if kind == "Dense":
+                h = tf.einsum("bi,sio->sbo" if shared else "sbi,sio->sbo", h, w[0].value)
+                shared = False
+                if len(w) > 1:
+                    h = h + w[1].value[:, None, :]
+            elif kind == "BatchNormalization":
+                gamma, beta, moving_mean, moving_var = (v.value for v in w)
+                if training:
+                    mean, var = tf.nn.moments(h, axes=[1])
+                    m = layer.momentum
+                    w[2].assign(moving_mean * m + mean * (1 - m))
+                    w[3].assign(moving_var * m + var * (1 - m))
+                else:
+                    mean, var = moving_mean, moving_var
+                inv = gamma * tf.math.rsqrt(var + layer.epsilon)
+                h = h * inv[:, None, :] + (beta - mean * inv)[:, None, :]
+            elif kind == "PReLU":
+                alpha = w[0].value[:, None, :]
+                h = tf.nn.relu(h) - alpha * tf.nn.relu(-h)
+            elif kind == "RReLU":
+                if training:  # one divisor per element, per seed, from (noise seed, step, layer)
+                    draws = [tf.random.stateless_uniform(
+                        tf.shape(h)[1:], tf.stack([self.noise_seeds[s], self.steps * 64 + depth]),
+                        minval=layer.lower, maxval=layer.upper, alg="philox")
+                        for s in range(self.size)]
+                    h = tf.where(h >= 0, h, h / tf.stack(draws))
+                else:
+                    h = tf.where(h >= 0, h, h * layer.inference_slope)
+            elif kind != "InputLayer":  # stateless elementwise: ReLU, LeakyReLU, ELU, Activation
+                h = layer(h)
+        return h
+
+    def _train_step(self, x, y):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            logits = self._forward(x, training=True, shared=False)
+            per_seed = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1)
+            total = tf.reduce_sum(per_seed)  # seed s's weights see only seed s's loss
+        grads = tape.gradient(total, self.trainable)
+        self.optimizer.apply_gradients(zip(grads, self.trainable))
+        self.steps.assign_add(1)
+        return per_seed
+
+    def _inference_logits(self, x):
+        return self._forward(x, training=False, shared=True)
+
+    def train_step(self, x, y) -> np.ndarray:
+        """Do one optimisation step of every seed on its own batch.
+
+        Args:
+            x: inputs, shape ``(S, batch, features)``.
+            y: integer labels, shape ``(S, batch)``.
+
+        Returns:
+            Each seed's mean cross-entropy on its batch before the step, shape ``(S,)``.
+        """
+        return self._step(x, y)
+
+    def logits(self, x) -> np.ndarray:
+        """Return every seed's logits in inference mode, shape ``(S, n, classes)``."""
+        return self._logits(x)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Return every seed's mean cross-entropy and accuracy on ``(x, y)`` in inference mode.
+
+        Args:
+            x: inputs, shape ``(n, features)``, shared by every seed.
+            y: integer labels, shape ``(n,)``.
+            chunk: examples per forward pass (bounds the memory).
+
+        Returns:
+            ``(loss, accuracy)``, each of shape ``(S,)``.
+        """
+        import tensorflow as tf
+
+        loss, correct = np.zeros(self.size), np.zeros(self.size)
+        for start in range(0, len(x), chunk):
+            xb, yb = x[start:start + chunk], y[start:start + chunk]
+            logits = self._logits(tf.constant(xb))
+            labels = np.broadcast_to(yb, (self.size, len(yb)))
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            loss += tf.reduce_sum(ce, axis=1).numpy()
+            correct += (np.argmax(logits.numpy(), -1) == yb).sum(axis=1)
+        return loss / len(x), correct / len(x)
+
+    def seed_weights(self, s: int) -> list[np.ndarray]:
+        """Return seed ``s``'s weights in the order of its Keras model's ``get_weights()``."""
+        if not 0 <= s < self.size:
+            raise ValueError(f"seed index must be in [0, {self.size}), got {s}.")
+        return [v.numpy()[s] for _, _, vs in self.layers for v in vs]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run (and its cache key).
+
+    ``eval_every`` epochs (and after the last) the run is scored in inference mode on the first
+    ``n_eval_train`` training images and on every test image.
+    """
+
+    activation: str
+    batch_norm: bool
+    seed: int
+    epochs: int = 10
+    batch_size: int = 60
+    learning_rate: float = 1e-4
+    hidden: tuple[int, ...] = (1024, 128)
+    bn_momentum: float = 0.9
+    n_eval_train: int = 2000
+    eval_every: int = 1
+    initializer: str = "glorot_uniform"
+
+    def __post_init__(self):
+        _resolve(self.activation)
+        for field in ("epochs", "batch_size", "n_eval_train", "eval_every"):
+            if int(getattr(self, field)) < 1:
+                raise ValueError(f"{field} must be a positive integer, got "
+                                 f"{getattr(self, field)}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
+        if self.initializer not in INITIALIZERS:
+            raise ValueError(f"Unknown initializer {self.initializer!r}; choose one of "
+                             f"{', '.join(INITIALIZERS)}.")
+
+    def eval_epochs(self) -> list[int]:
+        """The epochs (1-based) after which the run is scored."""
+        return sorted(set(range(self.eval_every, self.epochs + 1, self.eval_every))
+                      | {self.epochs})
+
+
+def run_key(run: RunConfig, data: dict[str, np.ndarray]) -> str:
+    """Return the cache key of a run on a dataset (``config.cache_key`` of both)."""
+    return config.cache_key({"perceptron_run": asdict(run)}, data["x_train"], data["y_train"],
+                            data["x_test"], data["y_test"])
+
+
+def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
+               cache_dir: Path | None = None, progress: bool | None = None,
+               jit_compile: bool = True) -> list[dict]:
+    """Train perceptrons (or read them from the cache), all seeds of a configuration at once.
+
+    Runs that differ only in their seed are trained together as one ``SeedStack``: each seed
+    starts from ``build_mlp(seed=...)``'s weights, sees its own data order (``batch_order``)
+    and its own RReLU noise, and is updated by its own Adam, all in one compiled step.
+
+    Args:
+        runs: the configurations, in any order.
+        data: the output of ``load_flat_images``.
+        cache_dir: folder of cached runs (one JSON file per run); None trains without caching.
+        progress: show a progress bar per configuration; None asks ``config.is_live()``.
+        jit_compile: compile the step with XLA.
+
+    Returns:
+        One dict per run, in the order of ``runs``: per-evaluation lists ``epochs``,
+        ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``; ``seconds`` (its share of
+        its stack's training time, evaluation included); ``stack`` (seeds trained together);
+        ``cached`` (True if read from disk).
+    """
+    import keras
+
+    progress = config.is_live() if progress is None else progress
+    results: dict[int, dict] = {}
+    groups: dict[RunConfig, list[int]] = {}
+    for i, run in enumerate(runs):
+        path = Path(cache_dir) / f"{run_key(run, data)}.json" if cache_dir is not None else None
+        if path is not None and path.is_file():
+            results[i] = dict(json.loads(path.read_text()), cached=True)
+        else:
+            groups.setdefault(_without_seed(run), []).append(i)
+    dims = {"input_dim": data["x_train"].shape[1], "num_classes": int(data["y_train"].max()) + 1}
+    for template, members in groups.items():
+        seeds = sorted({runs[i].seed for i in members})
+        models = [build_mlp(template.activation, batch_norm=template.batch_norm,
+                            hidden=template.hidden, seed=s, bn_momentum=template.bn_momentum,
+                            initializer=template.initializer, **dims) for s in seeds]
+        stack = SeedStack(models, [s * 1000 + 500 for s in seeds],
+                          keras.optimizers.Adam(template.learning_rate), jit_compile=jit_compile)
+        histories = _train_stack(stack, template, seeds, data, progress)
+        for i in members:
+            history = histories[seeds.index(runs[i].seed)]
+            if cache_dir is not None:
+                (Path(cache_dir) / f"{run_key(runs[i], data)}.json").write_text(
+                    json.dumps(history))
+            results[i] = dict(history, cached=False)
+    return [results[i] for i in range(len(runs))]
+
+
+def _without_seed(run: RunConfig) -> RunConfig:
+    return RunConfig(**dict(asdict(run), seed=0, hidden=tuple(run.hidden)))
+
+
+def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
+                 data: dict[str, np.ndarray], progress: bool) -> list[dict]:
+    import tensorflow as tf
+
+    x_train, y_train = data["x_train"], data["y_train"]
+    x_all, y_all = tf.constant(x_train), tf.constant(y_train)
+    n_eval = min(run.n_eval_train, len(x_train))
+    keys = ("train_loss", "train_acc", "test_loss", "test_acc")
+    histories = [{"epochs": [], **{k: [] for k in keys}} for _ in seeds]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=run.epochs, leave=False, desc=f"{run.activation}"
+                   f"{' +BN' if run.batch_norm else ''}, {len(seeds)} seeds")
+    evals = set(run.eval_epochs())
+    start = time.perf_counter()
+    for epoch in range(run.epochs):
+        order = tf.constant(np.stack([batch_order(len(x_train), run.batch_size, s, epoch)
+                                      for s in seeds], axis=1))  # (steps, S, batch)
+        for idx in order:
+            stack.train_step(tf.gather(x_all, idx), tf.gather(y_all, idx))
+        if epoch + 1 in evals:
+            scores = (stack.evaluate(x_train[:n_eval], y_train[:n_eval])
+                      + stack.evaluate(data["x_test"], data["y_test"]))
+            for s, history in enumerate(histories):
+                history["epochs"].append(epoch + 1)
+                for key, values in zip(keys, scores):
+                    history[key].append(float(values[s]))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    seconds = (time.perf_counter() - start) / len(seeds)
+    for history in histories:
+        history.update(seconds=seconds, stack=len(seeds))
+    return histories

@@ -1,0 +1,286 @@
+"""Tests of helpers.perceptrons: MLP builder, data, batch order, the seed stack against Keras."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import activations, perceptrons
+
+
+def _toy_data(n: int = 400, d: int = 20, seed: int = 0) -> dict:
+    # Two Gaussian blobs, linearly separable with a wide margin.
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n).astype(np.int32)
+    x = (rng.normal(size=(n, d)) + 3.0 * (2 * y[:, None] - 1)).astype(np.float32)
+    half = n // 2
+    return {"name": "toy", "x_train": x[:half], "y_train": y[:half],
+            "x_test": x[half:], "y_test": y[half:]}
+
+
+def test_build_mlp_layers_and_batch_norm():
+    model = perceptrons.build_mlp("rrelu", batch_norm=True, hidden=(32, 8), input_dim=12)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Dense", "BatchNormalization", "RReLU", "Dense", "BatchNormalization",
+                     "RReLU", "Dense"]
+    assert model(np.zeros((3, 12), np.float32)).shape == (3, 10)
+    plain = perceptrons.build_mlp("leaky_relu_5.5", hidden=(32, 8), input_dim=12)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in plain.layers)
+    leaky = [layer for layer in plain.layers if isinstance(layer, keras.layers.LeakyReLU)]
+    assert len(leaky) == 2 and all(abs(la.negative_slope - 1 / 5.5) < 1e-7 for la in leaky)
+
+
+def test_same_seed_same_initial_weights_across_activations():
+    a = perceptrons.build_mlp("relu", hidden=(16,), input_dim=5, seed=3)
+    b = perceptrons.build_mlp("elu", hidden=(16,), input_dim=5, seed=3)
+    c = perceptrons.build_mlp("relu", hidden=(16,), input_dim=5, seed=4)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert not np.allclose(a.get_weights()[0], c.get_weights()[0])
+
+
+def test_every_config_is_a_known_activation_with_a_colour():
+    from helpers import plots
+
+    for key, (name, params) in perceptrons.CONFIGS.items():
+        assert name in activations.ACTIVATIONS
+        activations.activation_layer(name, **params)
+        plots.color(key)
+    assert perceptrons.CONFIGS["leaky_relu_100"][1]["negative_slope"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("bad", ["relu6", "RReLU", ""])
+def test_unknown_activation_is_rejected(bad):
+    with pytest.raises(ValueError, match="Unknown activation"):
+        perceptrons.build_mlp(bad)
+    with pytest.raises(ValueError, match="Unknown activation"):
+        perceptrons.RunConfig(bad, batch_norm=False, seed=0)
+
+
+def test_bad_sizes_are_rejected():
+    with pytest.raises(ValueError, match="hidden"):
+        perceptrons.build_mlp("relu", hidden=(16, 0))
+    with pytest.raises(ValueError, match="epochs"):
+        perceptrons.RunConfig("relu", batch_norm=False, seed=0, epochs=0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        perceptrons.RunConfig("relu", batch_norm=False, seed=0, learning_rate=0.0)
+    with pytest.raises(ValueError, match="initializer"):
+        perceptrons.RunConfig("relu", batch_norm=False, seed=0, initializer="zeros")
+    with pytest.raises(ValueError, match="initializer"):
+        perceptrons.build_mlp("relu", initializer="orthogonal")
+
+
+def test_load_flat_images_fashion_subset():
+    data = perceptrons.load_flat_images("fashion_mnist", n_train=300, n_test=200, seed=1)
+    assert data["x_train"].shape == (300, 784) and data["x_test"].shape == (200, 784)
+    assert data["x_train"].dtype == np.float32 and data["y_train"].dtype == np.int32
+    assert 0.0 <= data["x_train"].min() and data["x_train"].max() <= 1.0
+    assert set(np.unique(data["y_train"])) <= set(range(10)) and len(set(data["y_train"])) > 5
+    again = perceptrons.load_flat_images("fashion_mnist", n_train=300, n_test=200, seed=1)
+    np.testing.assert_array_equal(data["x_train"], again["x_train"])
+
+
+def test_load_flat_images_bad_input():
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        perceptrons.load_flat_images("cifar10")
+    with pytest.raises(ValueError, match="n_train"):
+        perceptrons.load_flat_images("fashion_mnist", n_train=10**6)
+
+
+def test_mnist_offline_names_the_alternative(monkeypatch):
+    def offline():
+        raise OSError("no network")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(RuntimeError, match="dataset-fashion-mnist"):
+        perceptrons.load_flat_images("mnist")
+
+def test_batch_order_is_a_per_seed_per_epoch_permutation():
+    a = perceptrons.batch_order(100, 20, seed=0, epoch=0)
+    assert a.shape == (5, 20) and a.dtype == np.int32
+    assert sorted(a.ravel()) == list(range(100))
+    np.testing.assert_array_equal(a, perceptrons.batch_order(100, 20, seed=0, epoch=0))
+    assert not np.array_equal(a, perceptrons.batch_order(100, 20, seed=1, epoch=0))
+    assert not np.array_equal(a, perceptrons.batch_order(100, 20, seed=0, epoch=1))
+    with pytest.raises(ValueError, match="multiple of the batch size"):
+        perceptrons.batch_order(100, 30, seed=0, epoch=0)
+
+
+def _keras_twins(make, seeds, optimizer):
+    # One Keras model per seed, compiled with its own optimizer; and a stack of fresh twins.
+    models = [make(s) for s in seeds]
+    for model in models:
+        model.compile(optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    stack = perceptrons.SeedStack([make(s) for s in seeds], list(seeds), optimizer())
+    return models, stack
+
+
+def _train_side_by_side(models, stack, data, seeds, epochs=2, batch_size=20):
+    x, y = data["x_train"], data["y_train"]
+    for epoch in range(epochs):
+        order = np.stack([perceptrons.batch_order(len(x), batch_size, s, epoch) for s in seeds], 1)
+        for idx in order:  # idx: (S, batch), each seed its own batch
+            stack.train_step(x[idx], y[idx])
+            for model, rows in zip(models, idx):
+                model.train_on_batch(x[rows], y[rows])
+
+
+def _rrelu_mlp(seed, lower, upper, batch_norm):
+    # The chapter's layout with RReLU bounds of our choosing (lower == upper: no noise).
+    layers = [keras.Input((8,))]
+    for i, width in enumerate((16, 8)):
+        init = keras.initializers.GlorotUniform(seed + i)
+        layers.append(keras.layers.Dense(width, use_bias=not batch_norm, kernel_initializer=init))
+        if batch_norm:
+            layers.append(keras.layers.BatchNormalization(momentum=0.9))
+        layers.append(activations.RReLU(lower, upper, seed=seed))
+    layers.append(keras.layers.Dense(2, kernel_initializer=keras.initializers.GlorotUniform(seed)))
+    return keras.Sequential(layers)
+
+
+@pytest.mark.parametrize("activation, batch_norm, optimizer", [
+    ("relu", False, lambda: keras.optimizers.Adam(1e-2)),
+    ("relu", True, lambda: keras.optimizers.Adam(1e-2)),
+    ("prelu", True, lambda: keras.optimizers.Adam(1e-2)),
+    ("leaky_relu_5.5", False, lambda: keras.optimizers.SGD(0.1)),
+    ("elu", True, lambda: keras.optimizers.SGD(0.1)),
+    ("gelu", False, lambda: keras.optimizers.Adam(1e-2)),
+])
+def test_stack_equals_separate_keras_runs(activation, batch_norm, optimizer):
+    # S seeds in one stacked model end where S Keras models trained alone on the same batches
+    # end: every weight, batch-norm statistic and PReLU slope, to float32 tolerance.
+    data, seeds = _toy_data(200, 8), (0, 3, 7)
+
+    def make(s):
+        return perceptrons.build_mlp(activation, batch_norm=batch_norm, hidden=(16, 8),
+                                     input_dim=8, num_classes=2, seed=s)
+
+    models, stack = _keras_twins(make, seeds, optimizer)
+    start = [m.get_weights() for m in models]
+    _train_side_by_side(models, stack, data, seeds)
+    for i, model in enumerate(models):
+        ours, ref = stack.seed_weights(i), model.get_weights()
+        assert len(ours) == len(ref)
+        for a, b in zip(ours, ref, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-5)
+        assert any(not np.allclose(b, b0) for b, b0 in zip(ref, start[i]))  # training moved it
+    x = data["x_test"]
+    np.testing.assert_allclose(stack.logits(x).numpy(), np.stack([m(x, training=False)
+                                                                  for m in models]),
+                               rtol=1e-4, atol=1e-4)
+    loss, acc = stack.evaluate(x, data["y_test"], chunk=64)
+    for i, model in enumerate(models):
+        pred = model(x, training=False).numpy()
+        assert acc[i] == pytest.approx(np.mean(pred.argmax(1) == data["y_test"]))
+        assert loss[i] == pytest.approx(float(keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True)(data["y_test"], pred)), rel=1e-4)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_stack_rrelu_with_matched_noise_equals_keras(batch_norm):
+    # lower == upper makes both RReLUs deterministic (a = 5.5): the division path must agree.
+    data, seeds = _toy_data(200, 8), (1, 2)
+    models, stack = _keras_twins(lambda s: _rrelu_mlp(s, 5.5, 5.5, batch_norm), seeds,
+                                 lambda: keras.optimizers.Adam(1e-2))
+    _train_side_by_side(models, stack, data, seeds)
+    for i, model in enumerate(models):
+        for a, b in zip(stack.seed_weights(i), model.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-5)
+
+
+def test_stack_rrelu_inference_matches_keras_on_trained_weights():
+    # Noisy training differs from Keras' draws, but inference with the stack's trained weights
+    # (and batch-norm statistics) is the Keras model's inference.
+    data, seeds = _toy_data(200, 8), (0, 1)
+    make = lambda s: _rrelu_mlp(s, 3.0, 8.0, True)  # noqa: E731
+    stack = perceptrons.SeedStack([make(s) for s in seeds], list(seeds),
+                                  keras.optimizers.Adam(1e-2))
+    _train_side_by_side([], stack, data, seeds)
+    x = data["x_test"]
+    for i, s in enumerate(seeds):
+        model = make(s)
+        model.set_weights(stack.seed_weights(i))
+        np.testing.assert_allclose(stack.logits(x).numpy()[i], model(x, training=False),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def _negative_probe_stack(seeds):
+    # Dense with every kernel entry -1/4 on an input of ones gives -1 everywhere, so RReLU's
+    # output is -1/a: the stack's draws can be read off directly.
+    def make(_):
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(
+            500, use_bias=False, kernel_initializer=keras.initializers.Constant(-0.25)),
+            activations.RReLU(3.0, 8.0)])
+
+    return perceptrons.SeedStack([make(s) for s in seeds], list(seeds), keras.optimizers.SGD(0.0))
+
+
+def test_stack_rrelu_noise_is_uniform_independent_per_seed_and_fresh_every_step():
+    stack = _negative_probe_stack([5, 7, 9])
+    divisors = -1.0 / stack._forward(np.ones((40, 4), np.float32), training=True,
+                                     shared=True).numpy()
+    assert divisors.shape == (3, 40, 500)
+    assert divisors.min() >= 3.0 and divisors.max() <= 8.0
+    assert abs(divisors.mean() - 5.5) < 0.05 and abs(divisors.std() - 5 / np.sqrt(12)) < 0.05
+    flat = divisors.reshape(3, -1)
+    assert np.abs(np.corrcoef(flat)[np.triu_indices(3, 1)]).max() < 0.02  # seeds independent
+    stack.steps.assign_add(1)
+    again = -1.0 / stack._forward(np.ones((40, 4), np.float32), training=True, shared=True).numpy()
+    assert abs(np.corrcoef(flat[0], again.reshape(3, -1)[0])[0, 1]) < 0.02  # new step, new draw
+    # A seed's noise does not depend on which seeds share its stack.
+    other = _negative_probe_stack([7, 11])
+    np.testing.assert_array_equal(
+        -1.0 / other._forward(np.ones((40, 4), np.float32), training=True, shared=True)[0],
+        divisors[1])
+
+
+def test_stack_rejects_mismatched_models():
+    a = perceptrons.build_mlp("relu", hidden=(8,), input_dim=4)
+    b = perceptrons.build_mlp("relu", batch_norm=True, hidden=(8,), input_dim=4)
+    with pytest.raises(ValueError, match="one architecture"):
+        perceptrons.SeedStack([a, b], [0, 1], keras.optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match="one noise seed per model"):
+        perceptrons.SeedStack([a], [0, 1], keras.optimizers.SGD(0.1))
+    stack = perceptrons.SeedStack([a], [0], keras.optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match="seed index"):
+        stack.seed_weights(1)
+
+
+def _run(seed, **kw):
+    settings = dict(activation="rrelu", batch_norm=True, seed=seed, epochs=3, batch_size=20,
+                    learning_rate=1e-2, hidden=(16,), n_eval_train=50)
+    return perceptrons.RunConfig(**dict(settings, **kw))
+
+
+def test_train_runs_learns_caches_and_keys_on_everything(tmp_path):
+    data = _toy_data()
+    first = perceptrons.train_runs([_run(0)], data, cache_dir=tmp_path, progress=False)[0]
+    assert not first["cached"] and first["epochs"] == [1, 2, 3] and len(first["test_acc"]) == 3
+    assert first["test_acc"][-1] > 0.9 and first["test_loss"][-1] < np.log(2)
+    again = perceptrons.train_runs([_run(0)], data, cache_dir=tmp_path, progress=False)[0]
+    assert again["cached"] and again["test_acc"] == first["test_acc"]
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    assert perceptrons.run_key(_run(1), data) != perceptrons.run_key(_run(0), data)
+    assert perceptrons.run_key(_run(0, initializer="he_normal"), data) != \
+        perceptrons.run_key(_run(0), data)
+    changed = dict(data, y_test=data["y_test"][::-1].copy())
+    assert perceptrons.run_key(_run(0), changed) != perceptrons.run_key(_run(0), data)
+    # One cached, one new: only the new seed is trained.
+    out = perceptrons.train_runs([_run(0), _run(1)], data, cache_dir=tmp_path, progress=False)
+    assert [r["cached"] for r in out] == [True, False] and out[1]["stack"] == 1
+
+
+def test_train_runs_result_of_a_seed_does_not_depend_on_its_stack():
+    # Seed 1 trained beside seed 0 and beside seed 2 (and with two other configurations in the
+    # same call) gives the same curves: own weights, own data order, own noise.
+    data = _toy_data(200, 8)
+    a = perceptrons.train_runs([_run(0), _run(1), _run(0, activation="elu")], data,
+                               progress=False)
+    b = perceptrons.train_runs([_run(2), _run(1)], data, progress=False)
+    assert a[1]["stack"] == 2 and a[2]["stack"] == 1
+    for key in ("train_loss", "test_loss", "test_acc"):
+        np.testing.assert_allclose(a[1][key], b[1][key], rtol=1e-4, atol=1e-5)
+    assert a[0]["test_loss"] != a[1]["test_loss"]
+    sparse = perceptrons.train_runs([_run(1, epochs=5, eval_every=2)], data, progress=False)[0]
+    assert sparse["epochs"] == [2, 4, 5]
