@@ -57,6 +57,14 @@ TOC_JS = """() => {
     li.appendChild(a);
     return li;
   };
+  // The root page inlines the chapters where its toctree stands; on paper its own text comes
+  // first, then the chapters and the references.
+  const wrap = main.querySelector('.toctree-wrapper');
+  if (wrap && wrap.closest('section')) {
+    let top = wrap.closest('section');
+    while (top.parentElement.closest('section')) top = top.parentElement.closest('section');
+    top.after(wrap);
+  }
   const docs = [...main.querySelectorAll('span[id^="document-"]')]
     .map(m => m.nextElementSibling).filter(e => e && e.tagName === 'SECTION');
   const nav = document.createElement('nav');
@@ -121,6 +129,11 @@ def print_book(site: Path, pdf: Path) -> dict:
         page = browser.new_page()
         page.goto(url + root.relative_to(site).as_posix(), wait_until="networkidle")
         formulas = page.evaluate(WAIT_FOR_MATH_JS)
+        raw = page.evaluate("() => [...document.querySelectorAll('main .math')]"
+                            ".filter(e => !e.querySelector('mjx-container')).length")
+        if raw:
+            raise RuntimeError(f"{raw} formulas were not typeset by MathJax; the PDF would "
+                               "show their TeX. Is _static/mathjax in the build?")
         page.add_style_tag(content=PRINT_CSS)
         page.evaluate(OPEN_HIDDEN_JS)
         chapters = page.evaluate(TOC_JS)
