@@ -10,7 +10,8 @@
    Colab, the Debian data packages of ``apt.txt``. Inside the repository it prints one line and
    does nothing. It is removed from the site (``remove-cell``), never from the notebook.
 
-Both cells carry fixed ids, so running the script again replaces them in place:
+Both cells are found by their tags (``run-cost``, ``book-setup``; nbstripout renumbers cell
+ids), so running the script again replaces them in place and changes nothing when current:
 
     .venv/bin/python _ext/chapter_cells.py            # write the cells into every chapter
     .venv/bin/python _ext/chapter_cells.py --check    # exit 1 if a chapter is not current
@@ -31,8 +32,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = "benchmarks/results/notebooks.json"
-COST_ID, SETUP_ID = "book-run-cost", "book-setup"
-COST_TAGS, SETUP_TAGS = ["run-cost"], ["remove-cell", "book-setup"]
+COST_ID, SETUP_ID = "book-run-cost", "book-setup"  # ids when written (nbstripout renumbers)
+COST_TAG, SETUP_TAG = "run-cost", "book-setup"     # how the cells are found
+COST_TAGS, SETUP_TAGS = [COST_TAG], ["remove-cell", SETUP_TAG]
 
 _SETUP = '''\
 # Set-up: lets this notebook run outside the book's repository (a download, Colab).
@@ -136,7 +138,7 @@ def update(nb, notebook: str, bench: dict) -> None:
         notebook: its file name (the key in the benchmark results).
         bench: the parsed benchmark results.
     """
-    nb.cells = [c for c in nb.cells if c.get("id") not in (COST_ID, SETUP_ID)]
+    nb.cells = [c for c in nb.cells if _managed(c) is None]
     if not nb.cells or nb.cells[0].cell_type != "markdown":
         raise ValueError(f"{notebook}: the first cell must be the markdown cell with the title.")
     nb.cells[1:1] = [_cell("markdown", cost_source(notebook, bench), COST_ID, COST_TAGS),
@@ -144,26 +146,35 @@ def update(nb, notebook: str, bench: dict) -> None:
     nb.nbformat, nb.nbformat_minor = 4, max(nb.nbformat_minor, 5)  # cell ids need 4.5
 
 
+def _managed(cell) -> str | None:
+    """Return the tag that marks `cell` as one of this script's, or None."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return next((t for t in (COST_TAG, SETUP_TAG) if t in tags), None)
+
+
 def stale(path: Path, bench: dict) -> list[str]:
     """Return what is not current in the chapter at `path` (empty when it is)."""
     nb = nbformat.read(path, as_version=4)
-    by_id = {c.get("id"): (i, c) for i, c in enumerate(nb.cells)}
+    found: dict[str, list[tuple[int, object]]] = {COST_TAG: [], SETUP_TAG: []}
+    for i, cell in enumerate(nb.cells):
+        if tag := _managed(cell):
+            found[tag].append((i, cell))
     problems = []
-    for cell_id, kind, source, tags, index in [
-            (COST_ID, "markdown", cost_source(path.name, bench), COST_TAGS, 1),
-            (SETUP_ID, "code", setup_source(), SETUP_TAGS, 2)]:
-        if cell_id not in by_id:
-            problems.append(f"no cell {cell_id!r}")
+    for tag, kind, source, tags, index in [
+            (COST_TAG, "markdown", cost_source(path.name, bench), COST_TAGS, 1),
+            (SETUP_TAG, "code", setup_source(), SETUP_TAGS, 2)]:
+        if len(found[tag]) != 1:
+            problems.append(f"{len(found[tag])} cells tagged {tag!r}, not 1")
             continue
-        i, cell = by_id[cell_id]
+        i, cell = found[tag][0]
         if i != index:
-            problems.append(f"cell {cell_id!r} is cell {i}, not {index}")
+            problems.append(f"the {tag!r} cell is cell {i}, not {index}")
         if cell.cell_type != kind or cell.source != source:
-            problems.append(f"cell {cell_id!r} is not the current one")
+            problems.append(f"the {tag!r} cell is not the current one")
         if cell.metadata.get("tags") != tags:
-            problems.append(f"cell {cell_id!r} has tags {cell.metadata.get('tags')}, not {tags}")
+            problems.append(f"the {tag!r} cell has tags {cell.metadata.get('tags')}, not {tags}")
     code = [c for c in nb.cells if c.cell_type == "code"]
-    if code and code[0].get("id") != SETUP_ID:
+    if code and _managed(code[0]) != SETUP_TAG:
         problems.append("the set-up cell is not the first code cell")
     return problems
 

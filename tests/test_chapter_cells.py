@@ -74,6 +74,18 @@ def test_stale_notices_an_edited_or_moved_cell(tmp_path):
     assert "not the current one" in problems and "not the first code cell" in problems
 
 
+def test_cells_are_found_by_tag_after_nbstripout_renumbers_the_ids(tmp_path):
+    path = tmp_path / "03_rrelu_evaluation.ipynb"
+    nb = _chapter("import helpers")
+    cells.update(nb, path.name, BENCH)
+    for i, cell in enumerate(nb.cells):
+        cell.id = str(i)  # what nbstripout does
+    nbformat.write(nb, path)
+    assert cells.stale(path, BENCH) == []
+    cells.update(nb, path.name, BENCH)
+    assert len(nb.cells) == 4
+
+
 def test_cost_line_quotes_make_bench_with_its_source():
     bench = {"machine": {"cpus": 2}, "caches": "cold", "notebooks": [
         {"notebook": "07_x.ipynb", "scale": "full", "seconds": 125.0, "peak_rss_mb": 1740.0},
@@ -145,7 +157,7 @@ def test_a_chapter_downloaded_alone_runs_at_quick_scale(tmp_path):
                          timeout=1500)
     assert run.returncode == 0, run.stderr[-4000:]
     executed = nbformat.read(reader / "executed.ipynb", as_version=4)
-    setup = next(c for c in executed.cells if c.get("id") == cells.SETUP_ID)
+    setup = next(c for c in executed.cells if cells.SETUP_TAG in c.metadata.get("tags", []))
     said = "".join(o.get("text", "") for o in setup.outputs)
     assert f"Installed the book from {origin}" in said, said
     assert (reader / cells.clone_name() / "helpers" / "__init__.py").is_file()
