@@ -6,7 +6,7 @@ Both versions turn the same random 32x32 RGB crops of the book's training photos
 training targets of the rebalanced classifier: Lab conversion, soft-encoding of the central
 16x16 ab values over the bins (k nearest, Gaussian sigma = 5) and each pixel's rebalancing
 weight. The reference converts one crop at a time with scikit-image's ``rgb2lab`` and encodes
-it with NumPy; ``helpers.color.make_targets`` does whole batches in TensorFlow inside
+it with NumPy; ``helpers.colorizer.make_targets`` does whole batches in TensorFlow inside
 ``tf.data``. The script checks that both give the same targets, prints the times and writes
 benchmarks/results/colorization.json. Target: tf.data at least 5x faster.
 """
@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from skimage.color import rgb2lab  # noqa: E402
 
-from helpers import color, data  # noqa: E402
+from helpers import color, colorizer, data  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "colorization.json"
 
@@ -35,15 +35,15 @@ def reference_targets(window: np.ndarray, bins: np.ndarray, weights: np.ndarray,
                       sigma: float, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One crop's ``(L, soft targets, pixel weights)`` with scikit-image and NumPy."""
     lab = rgb2lab(window)
-    m = (color.WINDOW - color.OUTPUT) // 2
-    ab = lab[m:m + color.OUTPUT, m:m + color.OUTPUT, 1:].reshape(-1, 2)
+    m, size = colorizer.MARGIN, colorizer.OUTPUT
+    ab = lab[m:m + size, m:m + size, 1:].reshape(-1, 2)
     d2 = ((ab[:, None, :] - bins[None, :, :]) ** 2).sum(-1)
     nearest = np.argpartition(d2, k - 1, axis=1)[:, :k]
     g = np.exp(-np.take_along_axis(d2, nearest, 1) / (2 * sigma**2))
     z = np.zeros((len(ab), len(bins)))
     np.put_along_axis(z, nearest, g / g.sum(1, keepdims=True), 1)
     w = weights[np.argmin(d2, axis=1)]
-    shape = (color.OUTPUT, color.OUTPUT)
+    shape = (size, size)
     return lab[..., :1], z.reshape(shape + (len(bins),)), w.reshape(shape)
 
 
@@ -60,10 +60,10 @@ def main() -> None:
     ab = np.concatenate([color.rgb_to_lab(p).numpy()[..., 1:].reshape(-1, 2) for p in photos])
     bins = color.used_bins(ab, 10)
     weights = color.rebalance_weights(color.empirical_prior(ab, bins, sigma)).astype(np.float32)
-    windows = color.random_windows(photos, args.windows, seed=0)
+    windows = colorizer.random_windows(photos, args.windows, seed=0)
 
     ds = tf.data.Dataset.from_tensor_slices(windows).batch(args.batch).map(
-        lambda w: color.make_targets(w, bins, weights, "classification", sigma, args.k),
+        lambda w: colorizer.make_targets(w, bins, weights, "classification", sigma, args.k),
         num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     for _ in ds.take(1):  # trace the map function once, outside the timing
         pass

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from helpers import color, data  # noqa: E402
+from helpers import color, colorizer, data  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "colorization_precision.json"
 VARIANTS = ("regression", "classification", "rebalanced")
@@ -44,7 +44,7 @@ def main() -> None:
     ab = np.concatenate([color.rgb_to_lab(p).numpy()[..., 1:].reshape(-1, 2) for p in photos])
     bins = color.used_bins(ab, 10)
     weights = color.rebalance_weights(color.empirical_prior(ab, bins, 5.0)).astype(np.float32)
-    windows = color.random_windows(photos, args.steps * args.batch, seed=0)
+    windows = colorizer.random_windows(photos, args.steps * args.batch, seed=0)
 
     rates: dict = {v: {"float32": 0.0, "mixed_bfloat16": 0.0} for v in VARIANTS}
     losses: dict = {v: {} for v in VARIANTS}
@@ -52,12 +52,13 @@ def main() -> None:
         for _ in range(args.repeats):
             for variant in VARIANTS:
                 for precision in ("float32", "mixed_bfloat16"):
-                    _, info = color.train(variant, windows, bins, weights, steps=args.steps,
-                                          cache=Path(cache), batch_size=args.batch, lr=3e-3,
-                                          chunk=args.chunk, precision=precision, retrain=True)
+                    run = colorizer.train(variant, windows, bins, weights=weights,
+                                          steps=args.steps, cache=Path(cache),
+                                          batch_size=args.batch, lr=3e-3, chunk=args.chunk,
+                                          precision=precision, retrain=True)
                     rates[variant][precision] = max(rates[variant][precision],
-                                                    info["windows_per_s"])
-                    losses[variant][precision] = [loss for _, loss in info["losses"]]
+                                                    run.windows_per_s)
+                    losses[variant][precision] = [loss for _, loss in run.losses]
     result: dict = {"steps": args.steps, "batch": args.batch, "chunk": args.chunk,
                     "repeats": args.repeats, "bins": int(len(bins)), "variants": {}}
     for v in VARIANTS:
@@ -78,7 +79,8 @@ def main() -> None:
     speedups = [result["variants"][v]["speedup_bf16"] for v in VARIANTS]
     result["speedup_bf16_mean"] = round(float(np.mean(speedups)), 2)
     result["machine"] = {
-        "cpus": os.cpu_count(), "tensorflow": tf.__version__, "python": platform.python_version(),
+        "cpus": os.cpu_count(), "cpu_bf16_flags": colorizer.cpu_bf16_flags(),
+        "tensorflow": tf.__version__, "python": platform.python_version(),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -1,19 +1,14 @@
-"""Colorization after Zhang, Isola & Efros (2016): Lab conversion, ab bins, prior, decoding.
+"""Colorization after Zhang, Isola & Efros (2016): the algorithm, in NumPy and TensorFlow.
 
-Every step of the paper's algorithm is one small function here, so the chapter can show each
-of them on real photographs: ``rgb_to_lab`` / ``lab_to_rgb`` (TensorFlow, D65),
-``gamut_bins`` / ``used_bins`` (the ab grid), ``empirical_prior`` and ``rebalance_weights``
-(class rebalancing), ``soft_encode`` (targets), ``build_model`` (the post's eight
-convolutions), ``annealed_mean`` (decoding), ``predict_ab`` and ``colorize`` (whole images).
+Lab conversion (``rgb_to_lab`` / ``lab_to_rgb``, D65), the ab grid (``gamut_bins``,
+``used_bins``), the empirical prior and class rebalancing (``empirical_prior``,
+``rebalance_weights``), soft targets (``soft_encode``), decoding (``annealed_mean``) and the
+metrics (``error_auc``, ``balanced_error_auc``, ``mean_chroma``, ``soft_cross_entropy``,
+``reliability``). The network, its windows, data, training and tiling are in
+``helpers.colorizer``.
 """
 
 from __future__ import annotations
-
-import hashlib
-import json
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -21,11 +16,14 @@ import tensorflow as tf
 AB_RANGE = 110.0
 """The a and b channels of photographs stay within [-110, 110]."""
 
-WINDOW = 32
-"""Side of the L window the network sees (pixels)."""
+T_ANNEALED = 0.38
+"""The paper's temperature of the annealed mean (between the mean, T = 1, and the mode)."""
 
-OUTPUT = 16
-"""Side of the ab distribution the network predicts for the window's centre (pixels)."""
+AUC_MAX_THRESHOLD = 150.0
+"""The largest ab error of the paper's AuC curve (thresholds 0, 1, ..., 150)."""
+
+PROB_FLOOR = 1e-12
+"""Probabilities are floored here before taking logs in ``soft_cross_entropy``."""
 
 _WHITE_D65 = (0.95047, 1.0, 1.08883)
 _RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
@@ -33,33 +31,7 @@ _RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
                         [0.019334, 0.119193, 0.950227]])
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
 _EPS = 0.008856  # (6/29)**3, where CIE's f(t) switches from linear to cube root
-
-
-def split_cpu(n: int = 2) -> list:
-    """Split the CPU into ``n`` logical devices (for ``MirroredStrategy`` on one machine).
-
-    Call it before any other TensorFlow operation runs (first cell of a notebook).
-
-    Args:
-        n: number of logical CPU devices wanted.
-
-    Returns:
-        The logical CPU devices TensorFlow now has.
-    """
-    if n < 1:
-        raise ValueError(f"Ask for at least one logical CPU device, got n={n}.")
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
-    except RuntimeError as err:  # TensorFlow was already initialised
-        existing = tf.config.list_logical_devices("CPU")
-        if len(existing) != n:
-            raise ValueError(
-                f"TensorFlow is already running with {len(existing)} CPU device(s); call "
-                "split_cpu() in the first code cell, before any other TensorFlow operation "
-                "(restart the kernel and run again).") from err
-    return tf.config.list_logical_devices("CPU")
+_SLOPE = 7.787  # (29/6)**2 / 3, the slope of f(t) below _EPS, rounded as CIE 1976 and scikit-image
 
 
 def _check_channels(x: tf.Tensor, what: str) -> tf.Tensor:
@@ -92,7 +64,7 @@ def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
     linear = tf.where(rgb > 0.04045, _power((rgb + 0.055) / 1.055, 2.4), rgb / 12.92)
     xyz = tf.tensordot(linear, tf.constant(_RGB_TO_XYZ.T, rgb.dtype), axes=1)
     xyz = xyz / tf.constant(_WHITE_D65, rgb.dtype)
-    f = tf.where(xyz > _EPS, _power(tf.maximum(xyz, _EPS), 1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    f = tf.where(xyz > _EPS, _power(tf.maximum(xyz, _EPS), 1.0 / 3.0), _SLOPE * xyz + 16.0 / 116.0)
     fx, fy, fz = tf.unstack(f, axis=-1)
     return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
@@ -110,7 +82,7 @@ def lab_to_rgb(lab: tf.Tensor) -> tf.Tensor:
     L, a, b = tf.unstack(lab, axis=-1)
     fy = (L + 16.0) / 116.0
     f = tf.stack([fy + a / 500.0, fy, tf.maximum(fy - b / 200.0, 0.0)], axis=-1)
-    xyz = tf.where(f > _EPS ** (1 / 3), f ** 3, (f - 16.0 / 116.0) / 7.787)
+    xyz = tf.where(f > _EPS ** (1 / 3), f ** 3, (f - 16.0 / 116.0) / _SLOPE)
     xyz = xyz * tf.constant(_WHITE_D65, lab.dtype)
     linear = tf.tensordot(xyz, tf.constant(_XYZ_TO_RGB.T, lab.dtype), axes=1)
     linear = tf.maximum(linear, 0.0)
@@ -124,10 +96,23 @@ def _check_step(step: float) -> None:
 
 
 def ab_to_bin_index(ab: np.ndarray, step: float = 10.0) -> np.ndarray:
-    """Return the (row, column) of the grid cell of each ab pair on a grid of ``step``."""
+    """Return the (row, column) of the grid cell of each ab pair on a grid of ``step``.
+
+    Args:
+        ab: array of shape ``(..., 2)`` with a and b within ``[-AB_RANGE, AB_RANGE]``.
+        step: side of the square ab bins.
+
+    Returns:
+        Integer array of the same shape: ``round(ab / step)``.
+    """
     _check_step(step)
     ab = np.asarray(ab, dtype=np.float64)
-    return np.round(np.clip(ab, -AB_RANGE, AB_RANGE) / step).astype(int)
+    worst = float(np.abs(ab).max()) if ab.size else 0.0
+    if not worst <= AB_RANGE:
+        raise ValueError(f"ab values must lie within [-{AB_RANGE:.0f}, {AB_RANGE:.0f}] (every sRGB "
+                         f"colour does), got |ab| up to {worst:.1f}; convert sRGB photographs "
+                         "with rgb_to_lab, or clip out-of-gamut values yourself before binning.")
+    return np.round(ab / step).astype(int)
 
 
 def gamut_bins(step: float = 10.0, levels: int = 64) -> np.ndarray:
@@ -176,8 +161,11 @@ def _sq_distances(ab: tf.Tensor, bins: np.ndarray) -> tf.Tensor:
     return tf.square(ab[..., :1] - c[:, 0]) + tf.square(ab[..., 1:] - c[:, 1])
 
 
-_CELL = 5.0     # side of the cells of the candidate table (ab units)
-_REACH = 120.0  # the table covers [-_REACH, _REACH]² (every sRGB colour's a and b)
+_CELL = 5.0  # side of the cells of the candidate table (ab units)
+_REACH = AB_RANGE + 2 * _CELL
+"""The table covers [-_REACH, _REACH]²: every ab within AB_RANGE, and two cells of margin so
+that a pixel at the edge still has its whole neighbourhood of cells inside the table (points
+beyond it fall back to a search over all bins)."""
 _N_CELLS = int(round(2 * _REACH / _CELL)) + 1  # cells along each axis
 _TABLES: dict = {}
 
@@ -332,7 +320,7 @@ def _soft_encode_nearest(ab: tf.Tensor, bins: np.ndarray, sigma: float,
     return tf.reshape(z, tf.concat([tf.shape(idx)[:-1], [q]], 0)), idx[..., 0]
 
 
-def annealed_mean(probs: tf.Tensor, bins: np.ndarray, T: float = 0.38) -> tf.Tensor:
+def annealed_mean(probs: tf.Tensor, bins: np.ndarray, T: float = T_ANNEALED) -> tf.Tensor:
     """Decode distributions over bins into ab values with the annealed mean.
 
     The distribution is sharpened to ``p^(1/T)`` (renormalised) and its mean taken:
@@ -355,312 +343,44 @@ def annealed_mean(probs: tf.Tensor, bins: np.ndarray, T: float = 0.38) -> tf.Ten
     return tf.tensordot(tf.nn.softmax(logits, axis=-1), tf.constant(bins, tf.float32), axes=1)
 
 
-# ---------------------------------------------------------------- the network and its data
+# ---------------------------------------------------------------- metrics
 
 
-def build_model(q: int, variant: str = "classification",
-                precision: str = "float32") -> tf.keras.Model:
-    """Build the post's network: 8 unpadded 3×3 convolutions, 32×32 L → 16×16 output.
-
-    Filters grow in steps of Q/8 (Q/8, 2Q/8, ..., Q); the input is ``L − 50``.
-
-    Args:
-        q: number of ab bins Q (sets the widths, even for regression).
-        variant: ``"classification"`` (softmax over Q bins) or ``"regression"`` (2 ab values).
-        precision: ``"float32"`` or ``"mixed_bfloat16"`` (the convolutions compute in
-            bfloat16 with float32 weights; the softmax and the outputs stay float32).
-
-    Returns:
-        An uncompiled Keras model.
-    """
-    import keras
-
-    if variant not in {"classification", "regression"}:
-        raise ValueError(f"variant must be 'classification' or 'regression', got {variant!r}.")
-    if q < 8:
-        raise ValueError(f"Q must be at least 8 so that the widths Q/8 are whole, got {q}.")
-    if precision not in {"float32", "mixed_bfloat16"}:
-        raise ValueError(f"precision must be 'float32' or 'mixed_bfloat16', got {precision!r}.")
-    inputs = keras.Input((WINDOW, WINDOW, 1), name="L")
-    x = keras.layers.Rescaling(1.0, offset=-50.0, name="L_minus_50")(inputs)
-    step = max(1, round(q / 8))
-    for i in range(1, 8):
-        x = keras.layers.Conv2D(step * i, 3, activation="relu", name=f"conv{i}",
-                                dtype=precision)(x)
-    if precision == "float32":
-        if variant == "classification":
-            outputs = keras.layers.Conv2D(q, 3, activation="softmax", name="probs")(x)
-        else:
-            outputs = keras.layers.Conv2D(2, 3, name="ab")(x)
-    else:  # last convolution in bfloat16, its softmax (and so the loss) in float32
-        x = keras.layers.Conv2D(q if variant == "classification" else 2, 3, dtype=precision,
-                                name="logits" if variant == "classification" else "ab_bf16")(x)
-        outputs = keras.layers.Activation(
-            "softmax" if variant == "classification" else "linear", dtype="float32",
-            name="probs" if variant == "classification" else "ab")(x)
-    return keras.Model(inputs, outputs, name=f"colorizer_{variant}")
+def _check_pair(pred_ab: np.ndarray, true_ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred_ab, true_ab = np.asarray(pred_ab, np.float64), np.asarray(true_ab, np.float64)
+    if pred_ab.shape != true_ab.shape or pred_ab.shape[-1] != 2:
+        raise ValueError(f"Predicted and true ab must have the same shape (..., 2), got "
+                         f"{pred_ab.shape} and {true_ab.shape}.")
+    return pred_ab, true_ab
 
 
-def random_windows(images: list[np.ndarray], n: int, seed: int = 0,
-                   size: int = WINDOW) -> np.ndarray:
-    """Cut ``n`` random ``size``×``size`` RGB windows from a list of images.
+def pixel_auc(pred_ab: np.ndarray, true_ab: np.ndarray,
+              max_threshold: float = AUC_MAX_THRESHOLD) -> np.ndarray:
+    """Each pixel's share of the AuC: the normalised area under its own 0/1 curve.
+
+    A pixel whose ab error is ``e`` is "within threshold" for every threshold ``t >= e``; its
+    curve, sampled at ``t = 0, 1, ..., max_threshold`` and integrated with the trapezoid rule,
+    gives the area ``error_auc`` averages.
 
     Args:
-        images: float RGB arrays of shape ``(H, W, 3)``, each at least ``size`` on a side.
-        n: number of windows.
-        seed: random seed.
-        size: side of the windows.
+        pred_ab: predicted ab, shape ``(..., 2)``.
+        true_ab: true ab, same shape.
+        max_threshold: the largest ab distance of the curve (the paper: 150).
 
     Returns:
-        float32 array of shape ``(n, size, size, 3)``.
+        Array of shape ``(...)`` with values in [0, 1].
     """
-    if n < 1 or not images:
-        raise ValueError(f"Ask for at least one window from at least one image (n={n}, "
-                         f"{len(images)} images).")
-    for im in images:
-        _check_image(im, size)
-    rng = np.random.default_rng(seed)
-    which = rng.integers(0, len(images), n)
-    out = np.empty((n, size, size, 3), np.float32)
-    for j, i in enumerate(which):
-        h, w = images[i].shape[:2]
-        y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
-        out[j] = images[i][y:y + size, x:x + size]
-    return out
+    if not max_threshold >= 1:
+        raise ValueError(f"max_threshold must be at least 1 ab unit, got {max_threshold}.")
+    pred_ab, true_ab = _check_pair(pred_ab, true_ab)
+    err = np.sqrt(np.sum((pred_ab - true_ab) ** 2, axis=-1))
+    first = np.ceil(err)  # the first integer threshold the pixel is within
+    area = np.where(first > 0, max_threshold - first + 0.5, max_threshold)
+    return np.where(first <= max_threshold, area, 0.0) / max_threshold
 
 
-def _check_image(im: np.ndarray, size: int = WINDOW) -> None:
-    if im.ndim != 3 or im.shape[-1] != 3:
-        raise ValueError(f"Expected an RGB image of shape (H, W, 3), got shape {im.shape}; "
-                         "convert grey or RGBA images with PIL's .convert('RGB').")
-    if min(im.shape[:2]) < size:
-        raise ValueError(f"The image is {im.shape[0]}×{im.shape[1]} px, smaller than the "
-                         f"{size}×{size} window; upscale it or use a larger working size.")
-
-
-def make_targets(windows: tf.Tensor, bins: np.ndarray, weights: np.ndarray | None = None,
-                 variant: str = "classification", sigma: float = 5.0,
-                 k: int = 5) -> tuple:
-    """Turn a batch of RGB windows into ``(L, target, pixel_weight)`` for training.
-
-    Args:
-        windows: float tensor ``(B, 32, 32, 3)`` of RGB in [0, 1].
-        bins: bin centres ``(Q, 2)``.
-        weights: rebalancing weights ``(Q,)``; None gives every pixel weight 1.
-        variant: ``"classification"`` (soft-encoded targets) or ``"regression"`` (ab).
-        sigma: width of the soft-encoding Gaussian.
-        k: neighbours in the soft encoding.
-
-    Returns:
-        ``L`` of shape ``(B, 32, 32, 1)``, the target ``(B, 16, 16, Q or 2)`` and the
-        per-pixel weights ``(B, 16, 16)`` (weight of each pixel's nearest bin).
-    """
-    lab = rgb_to_lab(windows)
-    m = (WINDOW - OUTPUT) // 2
-    ab = lab[:, m:m + OUTPUT, m:m + OUTPUT, 1:]
-    if weights is None and variant != "classification":
-        return lab[..., :1], ab, tf.ones(tf.shape(ab)[:-1])
-    if variant == "classification":  # the nearest bin comes with the soft targets
-        target, nearest = _soft_encode_nearest(ab, bins, sigma, k)
-    else:
-        target, nearest = ab, nearest_bin(ab, bins)
-    if weights is None:
-        pixel_w = tf.ones(tf.shape(ab)[:-1])
-    else:
-        pixel_w = tf.gather(tf.constant(weights, tf.float32), nearest)
-    return lab[..., :1], target, pixel_w
-
-
-def make_dataset(windows: np.ndarray, bins: np.ndarray, weights: np.ndarray | None = None,
-                 variant: str = "classification", batch_size: int = 32, seed: int = 0,
-                 sigma: float = 5.0, k: int = 5) -> tf.data.Dataset:
-    """Return an endless, shuffled ``tf.data`` pipeline of ``(L, target, pixel_weight)``.
-
-    Lab conversion, soft-encoding and weights are computed per batch, vectorised.
-
-    Args:
-        windows: float32 RGB windows ``(N, 32, 32, 3)``.
-        bins: bin centres ``(Q, 2)``.
-        weights: rebalancing weights or None.
-        variant: ``"classification"`` or ``"regression"``.
-        batch_size: windows per batch.
-        seed: shuffling seed.
-        sigma: width of the soft-encoding Gaussian.
-        k: neighbours in the soft encoding.
-
-    Returns:
-        A ``tf.data.Dataset`` yielding batches forever.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    ds = tf.data.Dataset.from_tensor_slices(windows).repeat()
-    ds = ds.shuffle(min(len(windows), 4096), seed=seed).batch(batch_size, drop_remainder=True)
-    ds = ds.map(lambda w: make_targets(w, bins, weights, variant, sigma, k),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def train(variant: str, windows: np.ndarray, bins: np.ndarray, weights: np.ndarray | None,
-          steps: int, cache: Path, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
-          strategy: tf.distribute.Strategy | None = None, retrain: bool = False,
-          chunk: int = 100, log: Callable[[str], None] | None = None, sigma: float = 5.0,
-          k: int = 5, precision: str = "float32") -> tuple:
-    """Train one variant, resuming from checkpoints and reusing finished weights.
-
-    The weights live in ``cache / <variant>-<hash of the configuration>``; a
-    ``tf.train.CheckpointManager`` saves every ``chunk`` steps, so an interrupted run
-    continues where it stopped, and a finished run is only loaded (unless ``retrain``).
-
-    Args:
-        variant: ``"regression"``, ``"classification"`` or ``"rebalanced"``.
-        windows: training RGB windows ``(N, 32, 32, 3)``.
-        bins: bin centres ``(Q, 2)``.
-        weights: rebalancing weights (used only by ``"rebalanced"``).
-        steps: optimisation steps.
-        cache: folder for checkpoints.
-        batch_size: global batch size (split across the strategy's replicas).
-        lr: Adam learning rate.
-        seed: initialisation and shuffling seed.
-        strategy: a ``tf.distribute`` strategy; default: the current one.
-        retrain: ignore finished weights and train again from scratch.
-        chunk: steps between checkpoints.
-        log: optional function called with a progress line after each chunk.
-        sigma: width of the soft-encoding Gaussian (classification variants).
-        k: neighbours of the soft encoding (the paper says 5, its code uses 10).
-        precision: ``"float32"`` or ``"mixed_bfloat16"`` (see ``build_model``).
-
-    Returns:
-        ``(model, info)`` where info holds the losses per chunk, the steps trained in this
-        call and the seconds they took, the total training seconds of the finished run
-        (kept with its weights) and its throughput in windows per second (chunks after the
-        first, which includes tracing).
-    """
-    import keras
-
-    if variant not in {"regression", "classification", "rebalanced"}:
-        raise ValueError("variant must be 'regression', 'classification' or 'rebalanced', "
-                         f"got {variant!r}.")
-    if steps < 1 or chunk < 1:
-        raise ValueError(f"steps and chunk must be positive, got {steps} and {chunk}.")
-    strategy = strategy or tf.distribute.get_strategy()
-    config = {"variant": variant, "steps": steps, "batch": batch_size, "lr": lr, "seed": seed,
-              "n": len(windows), "bins": np.asarray(bins).tolist(), "sigma": sigma, "k": k,
-              "data": hashlib.sha1(np.ascontiguousarray(windows, np.float32)).hexdigest(),
-              "weights": None if weights is None else np.round(weights, 6).tolist(),
-              "replicas": strategy.num_replicas_in_sync}
-    if precision != "float32":  # float32 keeps the cache keys it always had
-        config["precision"] = precision
-    key = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(cache) / f"{variant}-{key}"
-    if retrain and folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
-    kind = "regression" if variant == "regression" else "classification"
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
-        model = build_model(len(bins), kind, precision)
-        optimizer = keras.optimizers.Adam(lr)
-        loss = (keras.losses.MeanSquaredError() if kind == "regression"
-                else keras.losses.CategoricalCrossentropy())
-        model.compile(optimizer=optimizer, loss=loss)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        optimizer.build(model.trainable_variables)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    manager = tf.train.CheckpointManager(ckpt, folder, max_to_keep=2)
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).expect_partial()
-    history = json.loads((folder / "losses.json").read_text()) if (
-        folder / "losses.json").exists() else []
-    timing = json.loads((folder / "timing.json").read_text()) if (
-        folder / "timing.json").exists() else []  # [steps, seconds] of each chunk
-    use_w = weights if variant == "rebalanced" else None
-    done_before, spent = int(step.numpy()), 0.0
-    while int(step.numpy()) < steps:
-        n = min(chunk, steps - int(step.numpy()))
-        # a fresh shuffle per chunk: a new iterator over one seeded dataset would replay it
-        ds = make_dataset(windows, bins, use_w, kind, batch_size, seed + int(step.numpy()),
-                          sigma, k)
-        t0 = time.perf_counter()
-        h = model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0, shuffle=False)
-        spent += time.perf_counter() - t0
-        timing.append([n, time.perf_counter() - t0])
-        step.assign_add(n)
-        history.append([int(step.numpy()), float(h.history["loss"][-1])])
-        manager.save(checkpoint_number=int(step.numpy()))
-        (folder / "losses.json").write_text(json.dumps(history))
-        (folder / "timing.json").write_text(json.dumps(timing))
-        if log:
-            log(f"{variant}: step {int(step.numpy())}/{steps}, loss {history[-1][1]:.3f}")
-    trained = int(step.numpy()) - done_before
-    steady = timing[1:] if len(timing) > 1 else timing  # the first chunk includes tracing
-    steady_s = sum(sec for _, sec in steady)
-    info = {"losses": history, "steps_trained": trained, "seconds": spent,
-            "train_seconds": sum(sec for _, sec in timing),
-            "windows_per_s": (sum(n for n, _ in steady) * batch_size / steady_s
-                              if steady_s > 0 else float("nan")),
-            "folder": str(folder)}
-    return model, info
-
-
-# ---------------------------------------------------------------- whole images and metrics
-
-
-def predict_tiles(model: tf.keras.Model, L: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Run the network over a whole image: stride-16 windows, padded so every pixel is covered.
-
-    The L image is padded by 8 px (reflection) plus whatever makes its sides multiples of 16;
-    every 32×32 window predicts its 16×16 centre, and the centres tile the image exactly.
-
-    Args:
-        model: a classification or regression model from ``build_model``.
-        L: lightness image of shape ``(H, W)`` (0–100), at least 16 px on a side.
-        batch_size: windows per forward pass.
-
-    Returns:
-        The network's output per pixel, shape ``(H, W, Q)`` (probabilities) or ``(H, W, 2)``.
-    """
-    L = np.asarray(L, np.float32)
-    if L.ndim != 2 or min(L.shape) < OUTPUT:
-        raise ValueError(f"predict_ab needs a 2-D L image at least {OUTPUT} px on a side, got "
-                         f"shape {L.shape}.")
-    h, w = L.shape
-    m = (WINDOW - OUTPUT) // 2
-    ny, nx = -(-h // OUTPUT), -(-w // OUTPUT)
-    pad = ((m, m + ny * OUTPUT - h), (m, m + nx * OUTPUT - w))
-    padded = np.pad(L, pad, mode="reflect" if min(h, w) > m + OUTPUT else "edge")
-    patches = tf.image.extract_patches(padded[None, :, :, None], [1, WINDOW, WINDOW, 1],
-                                       [1, OUTPUT, OUTPUT, 1], [1, 1, 1, 1], "VALID")
-    patches = tf.reshape(patches, (ny * nx, WINDOW, WINDOW, 1))
-    out = np.asarray(model.predict(patches, batch_size=batch_size, verbose=0))
-    c = out.shape[-1]
-    out = out.reshape(ny, nx, OUTPUT, OUTPUT, c).transpose(0, 2, 1, 3, 4)
-    return out.reshape(ny * OUTPUT, nx * OUTPUT, c)[:h, :w]
-
-
-def predict_ab(model: tf.keras.Model, L: np.ndarray, bins: np.ndarray | None = None,
-               T: float = 0.38, batch_size: int = 256) -> np.ndarray:
-    """Colour a whole image: ``predict_tiles``, then the annealed mean for classifiers.
-
-    Args:
-        model: a classification or regression model from ``build_model``.
-        L: lightness image of shape ``(H, W)`` (0–100), at least 16 px on a side.
-        bins: bin centres (needed for classification models).
-        T: temperature of the annealed mean (classification models).
-        batch_size: windows per forward pass.
-
-    Returns:
-        ab image of shape ``(H, W, 2)``.
-    """
-    out = predict_tiles(model, L, batch_size)
-    if out.shape[-1] == 2:
-        return out
-    if bins is None:
-        raise ValueError("A classification model needs the bins to decode its output.")
-    return annealed_mean(out, bins, T).numpy()
-
-
-def error_auc(pred_ab: np.ndarray, true_ab: np.ndarray, max_threshold: float = 150.0,
+def error_auc(pred_ab: np.ndarray, true_ab: np.ndarray,
+              max_threshold: float = AUC_MAX_THRESHOLD,
               pixel_weights: np.ndarray | None = None) -> float:
     """Area under the curve of the fraction of pixels within each ab-error threshold.
 
@@ -671,30 +391,69 @@ def error_auc(pred_ab: np.ndarray, true_ab: np.ndarray, max_threshold: float = 1
         pred_ab: predicted ab, shape ``(..., 2)``.
         true_ab: true ab, same shape.
         max_threshold: the largest ab distance of the curve.
-        pixel_weights: optional weights per pixel (shape ``(...)``), e.g. for the
-            class-rebalanced variant.
+        pixel_weights: optional non-negative weights per pixel (shape ``(...)``).
 
     Returns:
         The normalised area, in [0, 1].
     """
-    pred_ab, true_ab = np.asarray(pred_ab, np.float64), np.asarray(true_ab, np.float64)
-    if pred_ab.shape != true_ab.shape or pred_ab.shape[-1] != 2:
-        raise ValueError(f"Predicted and true ab must have the same shape (..., 2), got "
-                         f"{pred_ab.shape} and {true_ab.shape}.")
-    err = np.sqrt(np.sum((pred_ab - true_ab) ** 2, axis=-1)).ravel()
-    w = np.ones_like(err) if pixel_weights is None else np.asarray(pixel_weights, float).ravel()
-    thresholds = np.arange(0.0, max_threshold + 1.0)
-    curve = np.array([np.sum(w * (err <= t)) for t in thresholds]) / np.sum(w)
-    return float(np.trapezoid(curve, thresholds) / max_threshold)
+    scores = pixel_auc(pred_ab, true_ab, max_threshold).ravel()
+    if pixel_weights is None:
+        return float(scores.mean())
+    w = np.asarray(pixel_weights, np.float64).ravel()
+    if w.shape != scores.shape or np.any(w < 0) or not w.sum() > 0:
+        raise ValueError(f"pixel_weights must be non-negative, not all zero, one per pixel "
+                         f"({scores.size}), got {w.size} values.")
+    return float(np.sum(w * scores) / w.sum())
 
 
-def class_balanced_pixel_weights(true_ab: np.ndarray, bins: np.ndarray,
-                                 prior: np.ndarray) -> np.ndarray:
-    """Weights ``1/p̃(bin)`` per pixel, so every colour bin counts equally in a metric."""
-    prior = _check_prior(prior)
-    true_ab = np.asarray(true_ab, np.float32)
-    idx = _nearest_bin_np(true_ab, bins).reshape(true_ab.shape[:-1])
-    return 1.0 / np.maximum(prior[idx], 1e-12)
+def class_auc_sums(pred_ab: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
+                   max_threshold: float = AUC_MAX_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Per colour class (the true ab's nearest bin): the sum of pixel AuCs, and the pixel count.
+
+    Sums add up over photos, so the balanced AuC of any set of photos (a bootstrap resample,
+    say) follows from the per-photo sums with ``balanced_auc_from_sums``.
+
+    Args:
+        pred_ab: predicted ab, shape ``(..., 2)``.
+        true_ab: true ab, same shape.
+        bins: bin centres ``(Q, 2)`` that define the colour classes.
+        max_threshold: the largest ab distance of the curve.
+
+    Returns:
+        ``(sums, counts)``, each of shape ``(Q,)``.
+    """
+    scores = pixel_auc(pred_ab, true_ab, max_threshold).ravel()
+    cls = _nearest_bin_np(np.asarray(true_ab, np.float32), bins)
+    q = len(bins)
+    return np.bincount(cls, scores, q), np.bincount(cls, minlength=q).astype(np.float64)
+
+
+def balanced_auc_from_sums(sums: np.ndarray, counts: np.ndarray) -> float:
+    """The class-balanced AuC from per-class sums: the mean AuC of the classes present."""
+    sums, counts = np.asarray(sums, np.float64), np.asarray(counts, np.float64)
+    if sums.shape != counts.shape or not np.any(counts > 0):
+        raise ValueError("sums and counts need the same shape and at least one pixel.")
+    present = counts > 0
+    return float(np.mean(sums[present] / counts[present]))
+
+
+def balanced_error_auc(pred_ab: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
+                       max_threshold: float = AUC_MAX_THRESHOLD) -> float:
+    """The class-rebalanced AuC: pixels weighted inversely by the frequency of their colour class.
+
+    The frequency is counted among the pixels scored, so every colour class present carries
+    the same total weight: the result is the mean over classes of each class's AuC.
+
+    Args:
+        pred_ab: predicted ab, shape ``(..., 2)``.
+        true_ab: true ab, same shape.
+        bins: bin centres ``(Q, 2)`` that define the colour classes.
+        max_threshold: the largest ab distance of the curve.
+
+    Returns:
+        The normalised area, in [0, 1].
+    """
+    return balanced_auc_from_sums(*class_auc_sums(pred_ab, true_ab, bins, max_threshold))
 
 
 def mean_chroma(ab: np.ndarray) -> float:
@@ -705,22 +464,68 @@ def mean_chroma(ab: np.ndarray) -> float:
     return float(np.mean(np.sqrt(np.sum(ab**2, axis=-1))))
 
 
-def colorize(model: tf.keras.Model, rgb: np.ndarray, bins: np.ndarray | None = None,
-             T: float = 0.38) -> np.ndarray:
-    """Colour a photograph from its lightness alone: keep its L, predict its ab.
+def soft_cross_entropy(probs: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
+                       sigma: float = 5.0, k: int = 5) -> float:
+    """Mean cross-entropy (nats per pixel) of predicted distributions against the soft targets.
+
+    Probabilities below ``PROB_FLOOR`` count as ``PROB_FLOOR`` (a smoothed prior can
+    underflow to 0 far from the photos' colours), so the score stays finite.
 
     Args:
-        model: a classification or regression model from ``build_model``.
-        rgb: float RGB image ``(H, W, 3)`` in [0, 1] (only its L channel is used).
-        bins: bin centres (needed for classification models).
-        T: temperature of the annealed mean (classification models).
+        probs: predicted distributions ``(..., Q)``, or one distribution ``(Q,)`` for every
+            pixel (e.g. the training prior, the trivial baseline).
+        true_ab: true ab ``(..., 2)``.
+        bins: bin centres ``(Q, 2)``.
+        sigma: width of the soft-encoding Gaussian.
+        k: neighbours of the soft encoding.
 
     Returns:
-        The coloured float RGB image, same shape.
+        The mean over pixels of ``-sum_q z_q log p_q``.
     """
-    rgb = np.asarray(rgb, np.float32)
-    if rgb.ndim != 3 or rgb.shape[-1] != 3:
-        raise ValueError(f"colorize needs an RGB image of shape (H, W, 3), got {rgb.shape}.")
-    L = rgb_to_lab(rgb).numpy()[..., 0]
-    ab = predict_ab(model, L, bins, T)
-    return lab_to_rgb(np.concatenate([L[..., None], ab], axis=-1)).numpy()
+    true_ab = np.asarray(true_ab, np.float32).reshape(-1, 2)
+    probs = np.asarray(probs, np.float64)
+    if probs.shape[-1] != len(bins) or probs.size // len(bins) not in (1, len(true_ab)):
+        raise ValueError(f"probs must have Q = {len(bins)} classes and one row per pixel (or a "
+                         f"single row), got {probs.shape} for {len(true_ab)} pixels.")
+    log_p = np.log(np.maximum(probs.reshape(-1, len(bins)), PROB_FLOOR))
+    total = 0.0
+    for i in range(0, len(true_ab), 20_000):  # the targets take pixels × Q floats
+        z = soft_encode(true_ab[i:i + 20_000], bins, sigma, k).numpy()
+        rows = log_p if len(log_p) == 1 else log_p[i:i + 20_000]
+        total -= float(np.sum(z * rows))
+    return total / len(true_ab)
+
+
+def reliability(probs: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
+                n_groups: int = 10) -> dict[str, np.ndarray]:
+    """Calibration of the most likely bin: its predicted probability against how often it is right.
+
+    Pixels are grouped by the probability of their most likely bin (``n_groups`` equal-width
+    groups over [0, 1]); a pixel is right when that bin is its true colour's nearest bin.
+
+    Args:
+        probs: predicted distributions ``(..., Q)``.
+        true_ab: true ab ``(..., 2)``.
+        bins: bin centres ``(Q, 2)``.
+        n_groups: number of confidence groups.
+
+    Returns:
+        ``confidence``, ``accuracy`` and ``count`` per group (NaN where a group is empty), and
+        ``ece``, the count-weighted mean gap between the two (expected calibration error).
+    """
+    if n_groups < 1:
+        raise ValueError(f"n_groups must be positive, got {n_groups}.")
+    probs = np.asarray(probs, np.float32).reshape(-1, len(bins))
+    true_ab = np.asarray(true_ab, np.float32).reshape(-1, 2)
+    if len(probs) != len(true_ab):
+        raise ValueError(f"probs and true_ab must have one row per pixel, got {len(probs)} and "
+                         f"{len(true_ab)}.")
+    conf, right = probs.max(-1), probs.argmax(-1) == _nearest_bin_np(true_ab, bins)
+    group = np.minimum((conf * n_groups).astype(int), n_groups - 1)
+    count = np.bincount(group, minlength=n_groups).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(group, conf, n_groups) / count
+        accuracy = np.bincount(group, right, n_groups) / count
+    gaps = np.where(count > 0, np.abs(confidence - accuracy), 0.0)
+    return {"confidence": confidence, "accuracy": accuracy, "count": count,
+            "ece": np.float64(np.sum(count * gaps) / count.sum())}

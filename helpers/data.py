@@ -94,18 +94,25 @@ PHOTO_PACKAGES = {
     "mate-backgrounds": "apt-get install mate-backgrounds",
     "plasma-workspace-wallpapers": "apt-get install plasma-workspace-wallpapers",
     "lomiri-wallpapers-20.04": "apt-get install lomiri-wallpapers-20.04",
+    "lomiri-wallpapers-16.04": "apt-get install lomiri-wallpapers-16.04",
     "scikit-image": "pip install scikit-image",
 }
 """The packages that ship the book's photographs, and the command that installs each."""
 
 _MATE = "/usr/share/backgrounds/mate/nature/{}.jpg"
 _PLASMA = "/usr/share/wallpapers/{}/contents/images/{}.jpg"
-_TEST_PHOTOS = {"Garden", "LadyBird", "Path", "EveningGlow", "Kleiber", "chelsea"}
+_LOMIRI = "/usr/share/backgrounds/{}.jpg"
+# Twelve test photos, chosen to span every package and kind of scene (flowers, insects,
+# mountains, sky, animals): a third of the photographs, so that resampling them means something.
+_TEST_PHOTOS = {"Garden", "LadyBird", "Storm", "YellowFlower", "Path", "EveningGlow", "Kite",
+                "Kleiber", "picosdeeuropa", "Dragonfly", "friends", "chelsea"}
 
 # Curated by looking at every image the packages ship: only real photographs are kept.
 # Left out: illustrations and abstract art (MATE's abstract/desktop sets, most Plasma
-# wallpapers, three of Lomiri's four), near-monochrome photos (Plasma's ColdRipple and Grey),
-# and scikit-image's astronomy, microscopy and retina images.
+# wallpapers, three of Lomiri 20.04's four, Lomiri 16.04's analogpattern, umang, and the
+# rendered greentock and free), near-monochrome photos (Plasma's ColdRipple and Grey), and
+# scikit-image's astronomy, microscopy and retina images. Looked at and not used: every
+# image of ukui-wallpapers and gnome-backgrounds (illustrations, patterns, renders).
 PHOTOS: tuple[tuple[str, str, str], ...] = tuple(
     [(n, _MATE.format(n), "mate-backgrounds") for n in (
         "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird",
@@ -115,8 +122,13 @@ PHOTOS: tuple[tuple[str, str, str], ...] = tuple(
         "Path", "summer_1am")]
     + [("ColorfulCups", _PLASMA.format("ColorfulCups", "2560x1600"),
         "plasma-workspace-wallpapers"),
-       ("Kleiber", "/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg",
-        "lomiri-wallpapers-20.04")]
+       ("Kleiber", _LOMIRI.format("Kleiber_by_Lukas_Baubkus"), "lomiri-wallpapers-20.04")]
+    + [(n.split("_by_")[0], _LOMIRI.format(n), "lomiri-wallpapers-16.04") for n in (
+        "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace",
+        "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi",
+        "friends_by_Aitzol_Berasategi", "life_by_Aitzol_Berasategi",
+        "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt",
+        "sunset_by_Aitzol_Berasategi")]
     + [(n, f"skimage:{n}.{ext}", "scikit-image") for n, ext in (
         ("astronaut", "png"), ("chelsea", "png"), ("coffee", "png"),
         ("motorcycle_left", "png"), ("rocket", "jpg"))]
@@ -157,7 +169,7 @@ def load_photos(split: str = "train", size: int = 128,
     """Load colour photographs at a working resolution, split by photo into train and test.
 
     Without ``folder``, the book's curated ``PHOTOS`` (Debian wallpaper packages and
-    scikit-image); six of them are held out as test photos. With ``folder``, every image in
+    scikit-image); twelve of them are held out as test photos. With ``folder``, every image in
     it (sorted by name; every fifth is a test photo), e.g. the post's 2,687 outdoor scenes
     of 256×256 px unpacked into one folder.
 

@@ -137,7 +137,7 @@ def test_annealed_mean_goes_from_mean_to_mode():
                                atol=1e-4)
     np.testing.assert_allclose(color.annealed_mean(p, bins, T=0.01).numpy(), [[0.0, 0.0]],
                                atol=1e-3)
-    mid = color.annealed_mean(p, bins, T=0.38).numpy()
+    mid = color.annealed_mean(p, bins, T=color.T_ANNEALED).numpy()
     assert 0 < mid[0, 1] < 8.0
 
 
@@ -145,85 +145,6 @@ def test_annealed_mean_goes_from_mean_to_mode():
 def test_annealed_mean_rejects_non_positive_temperature(T):
     with pytest.raises(ValueError, match="positive"):
         color.annealed_mean(np.ones((1, 3)) / 3, BINS[:3], T=T)
-
-
-def test_model_maps_32_px_windows_to_16_px_distributions():
-    model = color.build_model(24)
-    assert model.output_shape == (None, 16, 16, 24)
-    widths = [layer.filters for layer in model.layers if hasattr(layer, "filters")]
-    assert widths == [3, 6, 9, 12, 15, 18, 21, 24]
-    out = model(np.full((2, 32, 32, 1), 50.0, np.float32)).numpy()
-    np.testing.assert_allclose(out.sum(axis=-1), 1.0, atol=1e-5)
-    assert color.build_model(24, "regression").output_shape == (None, 16, 16, 2)
-
-
-def test_mixed_bfloat16_model_computes_in_bfloat16_and_outputs_float32():
-    model = color.build_model(24, precision="mixed_bfloat16")
-    assert model.get_layer("conv3").compute_dtype == "bfloat16"
-    assert model.get_layer("conv3").variable_dtype == "float32"  # weights stay float32
-    out = model(np.full((2, 32, 32, 1), 50.0, np.float32))
-    assert out.dtype == "float32" and out.shape == (2, 16, 16, 24)
-    np.testing.assert_allclose(out.numpy().sum(axis=-1), 1.0, atol=1e-5)
-    reg = color.build_model(24, "regression", precision="mixed_bfloat16")
-    assert reg.output_shape == (None, 16, 16, 2) and reg.output.dtype == "float32"
-    with pytest.raises(ValueError, match="precision"):
-        color.build_model(24, precision="float16")
-
-
-def test_train_keys_the_cache_on_the_precision(tmp_path):
-    windows = _random_rgb((8, 32, 32, 3), seed=6)
-    _, f32 = color.train("classification", windows, BINS, None, steps=1, cache=tmp_path,
-                         batch_size=4)
-    _, bf16 = color.train("classification", windows, BINS, None, steps=1, cache=tmp_path,
-                          batch_size=4, precision="mixed_bfloat16")
-    assert bf16["steps_trained"] == 1 and bf16["folder"] != f32["folder"]
-    assert np.isfinite(bf16["losses"][-1][1])
-
-
-def test_make_targets_gives_centre_targets_and_nearest_bin_weights():
-    windows = _random_rgb((2, 32, 32, 3), seed=3)
-    weights = np.linspace(0.5, 2.0, len(BINS)).astype(np.float32)
-    L, z, w = color.make_targets(windows, BINS, weights)
-    lab = rgb2lab(windows)
-    np.testing.assert_allclose(L.numpy()[..., 0], lab[..., 0], atol=2e-3)
-    assert z.shape == (2, 16, 16, len(BINS)) and w.shape == (2, 16, 16)
-    centre = lab[:, 8:24, 8:24, 1:]
-    nearest = np.argmin(((centre[..., None, :] - BINS) ** 2).sum(-1), axis=-1)
-    np.testing.assert_allclose(w.numpy(), weights[nearest], atol=1e-6)
-    _, ab, ones = color.make_targets(windows, BINS, None, "regression")
-    np.testing.assert_allclose(ab.numpy(), centre, atol=2e-3)
-    assert np.all(ones.numpy() == 1.0)
-
-
-class _Echo:
-    """A stand-in 'model' whose ab output is its window's centre L, to test the tiling."""
-
-    def predict(self, x, batch_size=None, verbose=0):
-        centre = np.asarray(x)[:, 8:24, 8:24, :]
-        return np.concatenate([centre, -centre], axis=-1)
-
-
-@pytest.mark.parametrize("shape", [(16, 16), (37, 50), (64, 48)])
-def test_predict_ab_colours_every_pixel_in_place(shape):
-    L = np.random.default_rng(0).random(shape).astype(np.float32) * 100
-    ab = color.predict_ab(_Echo(), L)
-    assert ab.shape == shape + (2,)
-    np.testing.assert_allclose(ab[..., 0], L, atol=1e-5)  # no grey border, no shift
-    np.testing.assert_allclose(ab[..., 1], -L, atol=1e-5)
-
-
-def test_predict_ab_rejects_images_smaller_than_the_output():
-    with pytest.raises(ValueError, match="at least 16"):
-        color.predict_ab(_Echo(), np.zeros((10, 40)))
-
-
-def test_random_windows_rejects_small_and_non_rgb_images():
-    with pytest.raises(ValueError, match="smaller than"):
-        color.random_windows([np.zeros((20, 60, 3))], 4)
-    with pytest.raises(ValueError, match="RGB"):
-        color.random_windows([np.zeros((64, 64))], 4)
-    windows = color.random_windows([_random_rgb((40, 50, 3))], 6, seed=1)
-    assert windows.shape == (6, 32, 32, 3)
 
 
 def test_error_auc_perfect_grey_and_weighted():
@@ -237,106 +158,88 @@ def test_error_auc_perfect_grey_and_weighted():
     assert weighted == pytest.approx(100.5 / 150.0, abs=1e-3)
 
 
-def test_mean_chroma_and_balanced_weights():
+
+def test_pixel_auc_matches_the_curve_integrated_with_the_trapezoid_rule():
+    rng = np.random.default_rng(9)
+    true = rng.uniform(-60, 60, (500, 2))
+    pred = true + rng.normal(0, 40, (500, 2))
+    pred[:3] = true[:3]  # exact, and (below) errors on integer thresholds and beyond 150
+    pred[3] = true[3] + [30.0, 40.0]
+    pred[4] = true[4] + [200.0, 0.0]
+    err = np.hypot(*(pred - true).T)
+    thresholds = np.arange(0.0, 151.0)
+    curves = (err[:, None] <= thresholds).astype(float)
+    want = np.trapezoid(curves, thresholds, axis=1) / 150.0
+    np.testing.assert_allclose(color.pixel_auc(pred, true), want, atol=1e-12)
+    assert color.error_auc(pred, true) == pytest.approx(want.mean())
+
+
+def test_balanced_auc_is_the_mean_over_colour_classes():
+    bins = np.array([[0.0, 0.0], [50.0, 0.0]], np.float32)
+    # 99 grey pixels predicted exactly, one red pixel predicted grey (50 away)
+    true = np.concatenate([np.zeros((99, 2)), [[50.0, 0.0]]])
+    pred = np.zeros_like(true)
+    red = (150 - 50 + 0.5) / 150
+    assert color.error_auc(pred, true) == pytest.approx((99 + red) / 100)
+    assert color.balanced_error_auc(pred, true, bins) == pytest.approx((1 + red) / 2)
+    # sums over two halves add up to the whole
+    s1, c1 = color.class_auc_sums(pred[:50], true[:50], bins)
+    s2, c2 = color.class_auc_sums(pred[50:], true[50:], bins)
+    assert color.balanced_auc_from_sums(s1 + s2, c1 + c2) == pytest.approx((1 + red) / 2)
+    assert color.balanced_auc_from_sums(s1, c1) == pytest.approx(1.0)  # grey only
+
+
+def test_metrics_reject_mismatched_shapes_and_bad_weights():
+    with pytest.raises(ValueError, match="same shape"):
+        color.error_auc(np.zeros((3, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="non-negative"):
+        color.error_auc(np.zeros((2, 2)), np.zeros((2, 2)), pixel_weights=np.array([1.0, -1.0]))
+    with pytest.raises(ValueError, match="at least one pixel"):
+        color.balanced_auc_from_sums(np.zeros(3), np.zeros(3))
+
+
+def test_ab_to_bin_index_refuses_values_outside_the_range_instead_of_clipping():
+    np.testing.assert_array_equal(color.ab_to_bin_index(np.array([[14.9, -15.1]])), [[1, -2]])
+    with pytest.raises(ValueError, match="within"):
+        color.ab_to_bin_index(np.array([[0.0, color.AB_RANGE + 1]]))
+
+
+def test_mean_chroma():
     assert color.mean_chroma(np.array([[3.0, 4.0], [0.0, 0.0]])) == pytest.approx(2.5)
-    prior = np.full(len(BINS), 1.0 / len(BINS))
-    prior[0] += 0.5
-    prior /= prior.sum()
-    w = color.class_balanced_pixel_weights(np.array([[-20.0, -20.0], [0.0, 0.0]]), BINS, prior)
-    assert w[1] > w[0]
+    with pytest.raises(ValueError, match="shape"):
+        color.mean_chroma(np.zeros((3, 3)))
 
 
-def test_train_resumes_and_reuses_finished_weights(tmp_path):
-    windows = _random_rgb((16, 32, 32, 3), seed=4)
-    weights = np.ones(len(BINS), np.float32)
-    _, first = color.train("rebalanced", windows, BINS, weights, steps=2, cache=tmp_path,
-                           batch_size=4, chunk=1)
-    assert first["steps_trained"] == 2 and len(first["losses"]) == 2
-    model, again = color.train("rebalanced", windows, BINS, weights, steps=2, cache=tmp_path,
-                               batch_size=4, chunk=1)
-    assert again["steps_trained"] == 0 and again["losses"] == first["losses"]
-    _, longer = color.train("rebalanced", windows, BINS, weights, steps=3, cache=tmp_path,
-                            batch_size=4, chunk=1)
-    assert longer["steps_trained"] == 3  # another configuration: its own folder
-    _, fresh = color.train("rebalanced", windows, BINS, weights, steps=2, cache=tmp_path,
-                           batch_size=4, chunk=1, retrain=True)
-    assert fresh["steps_trained"] == 2
+def test_soft_cross_entropy_against_a_direct_computation():
+    rng = np.random.default_rng(3)
+    ab = rng.uniform(-20, 20, (6, 7, 2)).astype(np.float32)
+    probs = rng.dirichlet(np.ones(len(BINS)), (6, 7)).astype(np.float32)
+    z = color.soft_encode(ab, BINS).numpy()
+    want = float(np.mean(-np.sum(z * np.log(probs), axis=-1)))
+    assert color.soft_cross_entropy(probs, ab, BINS) == pytest.approx(want, rel=1e-5)
+    prior = np.full(len(BINS), 1 / len(BINS))
+    assert color.soft_cross_entropy(prior, ab, BINS) == pytest.approx(np.log(len(BINS)), rel=1e-5)
+    with pytest.raises(ValueError, match="classes"):
+        color.soft_cross_entropy(probs[..., :3], ab, BINS)
 
 
-def test_train_resumes_from_an_interrupted_run(tmp_path):
-    windows = _random_rgb((16, 32, 32, 3), seed=5)
-
-    class Stop(Exception):
-        pass
-
-    def interrupt(line):
-        if "step 1/" in line:
-            raise Stop
-
-    with pytest.raises(Stop):
-        color.train("regression", windows, BINS, None, steps=3, cache=tmp_path,
-                    batch_size=4, chunk=1, log=interrupt)
-    _, info = color.train("regression", windows, BINS, None, steps=3, cache=tmp_path,
-                          batch_size=4, chunk=1)
-    assert info["steps_trained"] == 2 and [s for s, _ in info["losses"]] == [1, 2, 3]
+def test_reliability_of_a_calibrated_and_an_overconfident_predictor():
+    bins = np.array([[0.0, 0.0], [50.0, 0.0]], np.float32)
+    rng = np.random.default_rng(0)
+    n = 20_000
+    p_red = rng.uniform(0, 1, n)  # the true colour is red with exactly this probability
+    red = rng.uniform(0, 1, n) < p_red
+    true = np.where(red[:, None], [[50.0, 0.0]], [[0.0, 0.0]])
+    probs = np.stack([1 - p_red, p_red], -1)
+    calibrated = color.reliability(probs, true, bins, n_groups=5)
+    assert calibrated["ece"] < 0.02
+    assert calibrated["count"].sum() == n and np.isnan(calibrated["confidence"][:2]).all()
+    sure = color.reliability(np.round(probs), true, bins, n_groups=5)  # always 100 % sure
+    assert sure["confidence"][-1] == 1.0 and sure["ece"] > 0.2
 
 
-def test_train_keys_the_cache_on_the_soft_encoding(tmp_path):
-    windows = _random_rgb((8, 32, 32, 3), seed=6)
-    _, five = color.train("classification", windows, BINS, None, steps=1, cache=tmp_path,
-                          batch_size=4, k=5)
-    _, ten = color.train("classification", windows, BINS, None, steps=1, cache=tmp_path,
-                         batch_size=4, k=10)
-    assert five["folder"] != ten["folder"] and ten["steps_trained"] == 1
-
-
-def test_colorize_keeps_lightness_and_uses_the_predicted_ab():
-    rgb = _random_rgb((20, 36, 3), seed=7)
-    out = color.colorize(_Echo(), rgb)  # ab = (L, -L): clipped, but L must survive
-    assert out.shape == rgb.shape and 0.0 <= out.min() and out.max() <= 1.0
-    grey = color.colorize(_Zero(), rgb)
-    lab = rgb2lab(rgb)
-    np.testing.assert_allclose(rgb2lab(grey)[..., 0], lab[..., 0], atol=0.05)
-    np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=2e-3)  # ab = 0 is grey
-    with pytest.raises(ValueError, match="RGB"):
-        color.colorize(_Echo(), rgb[..., 0])
-
-
-class _Zero:
-    def predict(self, x, batch_size=None, verbose=0):
-        return np.zeros((len(x), 16, 16, 2), np.float32)
-
-
-def test_train_reports_the_throughput_of_a_reused_run(tmp_path):
-    windows = _random_rgb((8, 32, 32, 3), seed=8)
-    _, first = color.train("regression", windows, BINS, None, steps=3, cache=tmp_path,
-                           batch_size=4, chunk=1)
-    _, again = color.train("regression", windows, BINS, None, steps=3, cache=tmp_path,
-                           batch_size=4, chunk=1)
-    assert again["steps_trained"] == 0 and again["seconds"] == 0
-    assert first["windows_per_s"] > 0 and again["windows_per_s"] == first["windows_per_s"]
-    assert again["train_seconds"] == pytest.approx(first["train_seconds"])
-
-
-def test_predict_tiles_returns_every_output_channel_in_place():
-    class Probs:
-        def predict(self, x, batch_size=None, verbose=0):
-            centre = np.asarray(x)[:, 8:24, 8:24, :]
-            return np.concatenate([centre, 2 * centre, 3 * centre], axis=-1)
-
-    L = np.random.default_rng(1).random((40, 33)).astype(np.float32)
-    out = color.predict_tiles(Probs(), L)
-    assert out.shape == (40, 33, 3)
-    np.testing.assert_allclose(out, L[..., None] * [1, 2, 3], atol=1e-5)
-    with pytest.raises(ValueError, match="bins"):
-        color.predict_ab(Probs(), L)
-
-
-def test_prior_and_balanced_weights_handle_many_pixels_in_chunks():
+def test_prior_handles_many_pixels_in_chunks():
     ab = np.random.default_rng(2).uniform(-25, 25, (45_000, 2)).astype(np.float32)
     prior = color.empirical_prior(ab, BINS, sigma=0)
     nearest = np.argmin(((ab[:, None, :] - BINS) ** 2).sum(-1), axis=1)
     np.testing.assert_allclose(prior, np.bincount(nearest, minlength=len(BINS)) / len(ab))
-    w = color.class_balanced_pixel_weights(ab.reshape(300, 150, 2), BINS, prior)
-    assert w.shape == (300, 150)
-    np.testing.assert_allclose(w.ravel(), 1 / prior[nearest])

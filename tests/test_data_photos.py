@@ -73,6 +73,11 @@ def test_every_package_is_declared_where_binder_installs_it():
         assert package in apt or package in requirements, package
 
 
+def test_photo_names_are_unique():
+    names = [n for n, _, _ in data.PHOTOS]
+    assert len(names) == len(set(names)) and data._TEST_PHOTOS <= set(names)
+
+
 def _installed() -> bool:
     return all(data._photo_path(p).is_file() for _, p, _ in data.PHOTOS)
 
@@ -82,6 +87,8 @@ def test_the_books_photographs_split_by_photo():
     train, train_names = data.load_photos("train", size=64)
     test, test_names = data.load_photos("test", size=64)
     assert sorted(test_names) == sorted(data._TEST_PHOTOS)
+    assert len(test) >= 10  # enough photos for an interval that resamples them
+    assert {pkg for n, _, pkg in data.PHOTOS if n in data._TEST_PHOTOS} == set(data.PHOTO_PACKAGES)
     assert len(train) + len(test) == len(data.PHOTOS) and not set(train_names) & set(test_names)
     for im in train + test:
         assert min(im.shape[:2]) == 64 and im.shape[2] == 3

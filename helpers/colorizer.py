@@ -1,0 +1,591 @@
+"""The colorization networks and everything around them: windows, data, training, tiling.
+
+``build_model`` makes the post's network (eight unpadded 3×3 convolutions, a 32×32 window of
+L to the 16×16 colours of its centre) or a context network of about as many weights whose
+receptive field spans a whole working image (a strided encoder, dilated convolutions, output
+at a quarter of the resolution, as in the paper). ``random_windows`` cuts training crops,
+``make_dataset`` turns a run's share of them into ``(L, target, pixel weight)`` batches,
+``train`` trains one variant with checkpoints, and ``predict_tiles`` / ``predict_ab`` /
+``colorize`` colour whole photographs. The algorithm itself is in ``helpers.color``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from helpers import color, config
+
+WINDOW = 32
+"""Side of the L window the post's network sees (pixels)."""
+
+OUTPUT = 16
+"""Side of the ab distribution the post's network predicts for the window's centre (pixels)."""
+
+MARGIN = (WINDOW - OUTPUT) // 2
+"""Pixels between a window's edge and the centre it colours: 8, one per unpadded convolution."""
+
+CONTEXT_WINDOW = 96
+"""Side of the training crops of the context network (pixels; a multiple of ``CONTEXT_STRIDE``)."""
+
+CONTEXT_DOWNSAMPLE = 4
+"""The context network predicts ab at a quarter of the input resolution, as the paper does."""
+
+CONTEXT_STRIDE = 8
+"""The context network's input sides must be multiples of this (three stride-2 convolutions)."""
+
+VARIANTS = ("regression", "classification", "rebalanced")
+"""The three training variants the paper compares."""
+
+ARCHITECTURES = ("post", "context")
+"""The two networks: the post's eight convolutions and the context network."""
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def split_cpu(n: int = 2) -> list:
+    """Split the CPU into ``n`` logical devices (for ``MirroredStrategy`` on one machine).
+
+    Call it before any other TensorFlow operation runs (first cell of a notebook).
+
+    Args:
+        n: number of logical CPU devices wanted.
+
+    Returns:
+        The logical CPU devices TensorFlow now has.
+    """
+    if n < 1:
+        raise ValueError(f"Ask for at least one logical CPU device, got n={n}.")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+    except RuntimeError as err:  # TensorFlow was already initialised
+        existing = tf.config.list_logical_devices("CPU")
+        if len(existing) != n:
+            raise ValueError(
+                f"TensorFlow is already running with {len(existing)} CPU device(s); call "
+                "split_cpu() in the first code cell, before any other TensorFlow operation "
+                "(restart the kernel and run again).") from err
+    return tf.config.list_logical_devices("CPU")
+
+
+def cpu_bf16_flags() -> list[str]:
+    """The CPU's bfloat16 instruction sets (``avx512_bf16``, ``amx_bf16``) listed by Linux.
+
+    Returns:
+        The flags found in ``/proc/cpuinfo`` (empty where there are none, or no such file).
+    """
+    try:
+        words = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    return sorted(words & {"avx512_bf16", "amx_bf16", "avx_ne_convert"})
+
+
+# ---------------------------------------------------------------- the networks
+
+
+def _check_build(q: int, variant: str, precision: str, architecture: str) -> None:
+    if variant not in {"classification", "regression"}:
+        raise ValueError(f"variant must be 'classification' or 'regression', got {variant!r}.")
+    if q < 8:
+        raise ValueError(f"Q must be at least 8 so that the widths Q/8 are whole, got {q}.")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'float32' or 'mixed_bfloat16', got {precision!r}.")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be 'post' or 'context', got {architecture!r}.")
+
+
+def _head(x, q: int, variant: str, precision: str, kernel: int):
+    """The last convolution; its softmax (and so the loss) in float32 whatever the precision."""
+    import keras
+
+    out = q if variant == "classification" else 2
+    x = keras.layers.Conv2D(out, kernel, dtype=precision, name="logits")(x)
+    return keras.layers.Activation("softmax" if variant == "classification" else "linear",
+                                   dtype="float32", name="probs" if out == q else "ab")(x)
+
+
+def _post_body(x, q: int, precision: str):
+    import keras
+
+    step = max(1, round(q / 8))
+    for i in range(1, 8):
+        x = keras.layers.Conv2D(step * i, 3, activation="relu", name=f"conv{i}",
+                                dtype=precision)(x)
+    return x
+
+
+def context_width(q: int) -> int:
+    """Width of the context network that gives it about as many weights as the post's."""
+    return max(8, int(round(0.75 * q / 4)) * 4)
+
+
+def _context_body(x, q: int, precision: str):
+    import keras
+
+    w = context_width(q)
+    conv = dict(activation="relu", padding="same", dtype=precision)
+    for i, width in enumerate((w // 4, w // 2, w)):  # 1/2, 1/4, 1/8 of the input resolution
+        x = keras.layers.Conv2D(width, 3, strides=2, name=f"down{i + 1}", **conv)(x)
+    for rate in (1, 2, 4):  # dilated: the receptive field doubles with each
+        x = keras.layers.Conv2D(w, 3, dilation_rate=rate, name=f"dilated{rate}", **conv)(x)
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear", dtype=precision, name="up")(x)
+    return keras.layers.Conv2D(w, 3, name="refine", **conv)(x)  # at 1/4 resolution
+
+
+def build_model(q: int, variant: str = "classification", precision: str = "float32",
+                architecture: str = "post") -> tf.keras.Model:
+    """Build a colorization network over the Q ab bins.
+
+    ``"post"``: 8 unpadded 3×3 convolutions, widths Q/8, 2Q/8, ..., Q, 32×32 L → 16×16 output.
+    ``"context"``: three stride-2 convolutions, three dilated ones (rates 1, 2, 4), a bilinear
+    upsampling and a 3×3 convolution: any L image whose sides are multiples of 8 → output at
+    a quarter of its resolution. The input is ``L − 50`` in both.
+
+    Args:
+        q: number of ab bins Q (sets the widths, even for regression).
+        variant: ``"classification"`` (softmax over Q bins) or ``"regression"`` (2 ab values).
+        precision: ``"float32"`` or ``"mixed_bfloat16"`` (the convolutions compute in
+            bfloat16 with float32 weights; the softmax and the outputs stay float32).
+        architecture: ``"post"`` or ``"context"``.
+
+    Returns:
+        An uncompiled Keras model named ``colorizer_<architecture>_<variant>``.
+    """
+    import keras
+
+    _check_build(q, variant, precision, architecture)
+    side = WINDOW if architecture == "post" else None
+    inputs = keras.Input((side, side, 1), name="L")
+    x = keras.layers.Rescaling(1.0, offset=-50.0, name="L_minus_50")(inputs)
+    if architecture == "post":
+        outputs = _head(_post_body(x, q, precision), q, variant, precision, 3)
+    else:
+        outputs = _head(_context_body(x, q, precision), q, variant, precision, 1)
+    return keras.Model(inputs, outputs, name=f"colorizer_{architecture}_{variant}")
+
+
+def receptive_field(model: tf.keras.Model) -> int:
+    """Side (input pixels) of the square of input that one output pixel depends on.
+
+    Computed layer by layer from kernel sizes, dilation rates and strides (upsampling adds
+    nothing): ``r += (kernel − 1) · dilation · jump`` and ``jump *= stride``.
+
+    Args:
+        model: a model from ``build_model`` (a chain of convolutions).
+
+    Returns:
+        The receptive field in pixels.
+    """
+    r, jump = 1, 1
+    for layer in model.layers:
+        if hasattr(layer, "kernel_size"):
+            r += (layer.kernel_size[0] - 1) * layer.dilation_rate[0] * jump
+            jump *= layer.strides[0]
+        elif hasattr(layer, "size") and hasattr(layer, "interpolation"):  # UpSampling2D
+            jump = max(1, jump // layer.size[0])
+    return r
+
+
+def _is_context(model) -> bool:
+    return getattr(model, "name", "").startswith("colorizer_context")
+
+
+# ---------------------------------------------------------------- windows and targets
+
+
+def _check_image(im: np.ndarray, size: int = WINDOW) -> None:
+    if im.ndim != 3 or im.shape[-1] != 3:
+        raise ValueError(f"Expected an RGB image of shape (H, W, 3), got shape {im.shape}; "
+                         "convert grey or RGBA images with PIL's .convert('RGB').")
+    if min(im.shape[:2]) < size:
+        raise ValueError(f"The image is {im.shape[0]}×{im.shape[1]} px, smaller than the "
+                         f"{size}×{size} window; upscale it or use a larger working size.")
+
+
+def random_windows(images: list[np.ndarray], n: int, seed: int = 0,
+                   size: int = WINDOW) -> np.ndarray:
+    """Cut ``n`` random ``size``×``size`` RGB windows from a list of images.
+
+    Args:
+        images: float RGB arrays of shape ``(H, W, 3)``, each at least ``size`` on a side.
+        n: number of windows.
+        seed: random seed.
+        size: side of the windows.
+
+    Returns:
+        float32 array of shape ``(n, size, size, 3)``.
+    """
+    if n < 1 or not images:
+        raise ValueError(f"Ask for at least one window from at least one image (n={n}, "
+                         f"{len(images)} images).")
+    for im in images:
+        _check_image(im, size)
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, len(images), n)
+    out = np.empty((n, size, size, 3), np.float32)
+    for j, i in enumerate(which):
+        h, w = images[i].shape[:2]
+        y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+        out[j] = images[i][y:y + size, x:x + size]
+    return out
+
+
+def _target_ab(lab: tf.Tensor, architecture: str) -> tf.Tensor:
+    """The ab the network is trained to predict: the window's centre, or the crop at 1/4."""
+    if architecture == "post":
+        return lab[:, MARGIN:MARGIN + OUTPUT, MARGIN:MARGIN + OUTPUT, 1:]
+    return tf.nn.avg_pool2d(lab[..., 1:], CONTEXT_DOWNSAMPLE, CONTEXT_DOWNSAMPLE, "VALID")
+
+
+def make_targets(windows: tf.Tensor, bins: np.ndarray, weights: np.ndarray | None = None,
+                 variant: str = "classification", sigma: float = 5.0, k: int = 5,
+                 architecture: str = "post") -> tuple:
+    """Turn a batch of RGB windows into ``(L, target, pixel_weight)`` for training.
+
+    Args:
+        windows: float tensor ``(B, S, S, 3)`` of RGB in [0, 1].
+        bins: bin centres ``(Q, 2)``.
+        weights: rebalancing weights ``(Q,)``; None gives every pixel weight 1.
+        variant: ``"classification"`` (soft-encoded targets) or ``"regression"`` (ab).
+        sigma: width of the soft-encoding Gaussian.
+        k: neighbours in the soft encoding.
+        architecture: ``"post"`` (targets: the 16×16 centre) or ``"context"`` (the whole
+            crop's ab averaged over 4×4 blocks).
+
+    Returns:
+        ``L`` of shape ``(B, S, S, 1)``, the target ``(B, h, w, Q or 2)`` and the per-pixel
+        weights ``(B, h, w)`` (the rebalancing weight of each pixel's nearest bin).
+    """
+    lab = color.rgb_to_lab(windows)
+    ab = _target_ab(lab, architecture)
+    if variant == "classification":  # the nearest bin comes with the soft targets
+        target, nearest = color._soft_encode_nearest(ab, bins, sigma, k)
+    else:
+        target = ab
+        nearest = color.nearest_bin(ab, bins) if weights is not None else None
+    if weights is None:
+        pixel_w = tf.ones(tf.shape(ab)[:-1])
+    else:
+        pixel_w = tf.gather(tf.constant(weights, tf.float32), nearest)
+    return lab[..., :1], target, pixel_w
+
+
+def window_order(n_windows: int, count: int, seed: int) -> np.ndarray:
+    """The order in which a run draws its windows: seeded permutations, one after another.
+
+    A run's ``i``-th window is ``window_order(...)[i]``: the first ``n_windows`` draws see
+    every window once, the next ``n_windows`` again in a new order, and so on. A chunk of
+    training takes the next slice, so a resumed run continues the same sequence.
+
+    Args:
+        n_windows: how many windows there are.
+        count: how many draws to return.
+        seed: the run's seed.
+
+    Returns:
+        int64 array of ``count`` window indices.
+    """
+    if n_windows < 1 or count < 0:
+        raise ValueError(f"Need at least one window and a non-negative count, got "
+                         f"{n_windows} and {count}.")
+    rng = np.random.default_rng(seed)
+    passes = -(-count // n_windows)
+    order = [rng.permutation(n_windows) for _ in range(passes)]
+    return np.concatenate(order)[:count] if order else np.zeros(0, np.int64)
+
+
+def make_dataset(windows: np.ndarray, bins: np.ndarray, weights: np.ndarray | None = None,
+                 variant: str = "classification", batch_size: int = 32, *,
+                 order: np.ndarray | None = None, sigma: float = 5.0, k: int = 5,
+                 architecture: str = "post") -> tf.data.Dataset:
+    """Return a ``tf.data`` pipeline of ``(L, target, pixel_weight)`` batches, in a given order.
+
+    Lab conversion, soft-encoding and weights are computed per batch, vectorised.
+
+    Args:
+        windows: float32 RGB windows ``(N, S, S, 3)``.
+        bins: bin centres ``(Q, 2)``.
+        weights: rebalancing weights or None.
+        variant: ``"classification"`` or ``"regression"``.
+        batch_size: windows per batch.
+        order: indices of the windows to use, in order (e.g. a slice of ``window_order``);
+            default: every window once, as stored. Incomplete last batches are dropped.
+        sigma: width of the soft-encoding Gaussian.
+        k: neighbours in the soft encoding.
+        architecture: ``"post"`` or ``"context"`` (see ``make_targets``).
+
+    Returns:
+        A finite ``tf.data.Dataset``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    order = np.arange(len(windows)) if order is None else np.asarray(order)
+    if order.size and (order.min() < 0 or order.max() >= len(windows)):
+        raise ValueError(f"order holds indices outside 0..{len(windows) - 1}.")
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(windows)[order])
+    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(lambda w: make_targets(w, bins, weights, variant, sigma, k, architecture),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class TrainResult:
+    """One training run: the model and what the run folder records about it."""
+
+    model: tf.keras.Model
+    folder: Path
+    losses: list = field(default_factory=list)
+    """``[step, mean training loss over the chunk ending there]`` per chunk."""
+    held_out_losses: list = field(default_factory=list)
+    """``[step, loss on the held-out windows]`` per chunk (empty without held-out windows)."""
+    drawn: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """The index of every window the run has trained on, in order."""
+    steps_trained: int = 0
+    """Steps trained in this call (0 when the finished weights were reused)."""
+    seconds: float = 0.0
+    """Seconds spent training in this call."""
+    train_seconds: float = 0.0
+    """Seconds the whole run took to train (kept with its weights)."""
+    windows_per_s: float = float("nan")
+    """Throughput of the chunks after the first (which includes tracing)."""
+
+    @property
+    def distinct_windows(self) -> int:
+        """How many different windows the run has trained on."""
+        return int(len(np.unique(self.drawn)))
+
+
+def _run_folder(cache: Path, variant: str, settings: dict, *arrays) -> Path:
+    key = config.cache_key(settings, *arrays)
+    return Path(cache) / f"{settings['architecture']}-{variant}-{key}"
+
+
+def _compiled(variant: str, q: int, lr: float, precision: str, architecture: str,
+              strategy: tf.distribute.Strategy):
+    import keras
+
+    kind = "regression" if variant == "regression" else "classification"
+    with strategy.scope():
+        model = build_model(q, kind, precision, architecture)
+        optimizer = keras.optimizers.Adam(lr)
+        loss = (keras.losses.MeanSquaredError() if kind == "regression"
+                else keras.losses.CategoricalCrossentropy())
+        model.compile(optimizer=optimizer, loss=loss)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        optimizer.build(model.trainable_variables)
+    return model, tf.train.Checkpoint(model=model, optimizer=optimizer, step=step), step
+
+
+def _read(folder: Path) -> dict:
+    path = folder / "run.json"
+    return json.loads(path.read_text()) if path.exists() else {
+        "losses": [], "held_out_losses": [], "timing": [], "drawn": []}
+
+
+def train(variant: str, windows: np.ndarray, bins: np.ndarray, *, steps: int, cache: Path,
+          weights: np.ndarray | None = None, batch_size: int = 32, lr: float = 1e-3,
+          seed: int = 0, chunk: int = 100, sigma: float = 5.0, k: int = 5,
+          precision: str = "float32", architecture: str = "post",
+          held_out: np.ndarray | None = None, strategy: tf.distribute.Strategy | None = None,
+          retrain: bool = False, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train one variant, resuming from checkpoints and reusing finished weights.
+
+    The run lives in ``cache / <architecture>-<variant>-<config.cache_key of everything that
+    changes the result>``; a checkpoint is saved every ``chunk`` steps, so an interrupted run
+    continues where it stopped (with the next windows of its ``window_order``), and a
+    finished run is only loaded (unless ``retrain``).
+
+    Args:
+        variant: ``"regression"``, ``"classification"`` or ``"rebalanced"``.
+        windows: training RGB windows ``(N, S, S, 3)``.
+        bins: bin centres ``(Q, 2)``.
+        steps: optimisation steps.
+        cache: folder for run folders.
+        weights: rebalancing weights (required by, and used only by, ``"rebalanced"``).
+        batch_size: global batch size (split across the strategy's replicas).
+        lr: Adam learning rate.
+        seed: initialisation and window-order seed.
+        chunk: steps between checkpoints.
+        sigma: width of the soft-encoding Gaussian (classification variants).
+        k: neighbours of the soft encoding (the paper says 5, its code uses 10).
+        precision: ``"float32"`` or ``"mixed_bfloat16"`` (see ``build_model``).
+        architecture: ``"post"`` or ``"context"``.
+        held_out: optional windows (from photos not trained on) scored after every chunk.
+        strategy: a ``tf.distribute`` strategy; default: the current one.
+        retrain: ignore finished weights and train again from scratch.
+        log: optional function called with a progress line after each chunk.
+
+    Returns:
+        A ``TrainResult``.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}.")
+    if steps < 1 or chunk < 1:
+        raise ValueError(f"steps and chunk must be positive, got {steps} and {chunk}.")
+    if variant == "rebalanced" and weights is None:
+        raise ValueError("The rebalanced variant needs the rebalancing weights (weights=...).")
+    strategy = strategy or tf.distribute.get_strategy()
+    use_w = weights if variant == "rebalanced" else None
+    settings = {"architecture": architecture, "variant": variant, "steps": steps,
+                "batch": batch_size, "lr": lr, "seed": seed, "sigma": sigma, "k": k,
+                "precision": precision, "replicas": strategy.num_replicas_in_sync}
+    arrays = [np.asarray(windows, np.float32), np.asarray(bins, np.float32)]
+    arrays += [np.zeros(0) if use_w is None else np.asarray(use_w, np.float32),
+               np.zeros(0) if held_out is None else np.asarray(held_out, np.float32)]
+    folder = _run_folder(cache, variant, settings, *arrays)
+    if retrain and folder.exists():
+        shutil.rmtree(folder)
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model, ckpt, step = _compiled(variant, len(bins), lr, precision, architecture, strategy)
+    manager = tf.train.CheckpointManager(ckpt, folder, max_to_keep=2)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).expect_partial()
+    run = _read(folder)
+    kind = "regression" if variant == "regression" else "classification"
+    data = dict(sigma=sigma, k=k, architecture=architecture)
+    scored = None if held_out is None else next(iter(make_dataset(
+        held_out, bins, use_w, kind, len(held_out), **data)))
+    order = window_order(len(windows), steps * batch_size, seed)
+    done_before, spent = int(step.numpy()), 0.0
+    while int(step.numpy()) < steps:
+        start, n = int(step.numpy()), min(chunk, steps - int(step.numpy()))
+        drawn = order[start * batch_size:(start + n) * batch_size]
+        ds = make_dataset(windows, bins, use_w, kind, batch_size, order=drawn, **data)
+        t0 = time.perf_counter()
+        h = model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0, shuffle=False)
+        seconds = time.perf_counter() - t0
+        spent += seconds
+        step.assign_add(n)
+        run["timing"].append([n, seconds])
+        run["drawn"].extend(int(i) for i in drawn)
+        run["losses"].append([start + n, float(h.history["loss"][-1])])
+        if scored is not None:
+            run["held_out_losses"].append(
+                [start + n, float(model.evaluate(scored[0], scored[1], sample_weight=scored[2],
+                                                 batch_size=256, verbose=0))])
+        manager.save(checkpoint_number=start + n)
+        (folder / "run.json").write_text(json.dumps(run))
+        if log:
+            log(f"{architecture} {variant}: step {start + n}/{steps}, "
+                f"loss {run['losses'][-1][1]:.3f}")
+    steady = run["timing"][1:] or run["timing"]  # the first chunk includes tracing
+    steady_s = sum(sec for _, sec in steady)
+    return TrainResult(
+        model=model, folder=folder, losses=run["losses"],
+        held_out_losses=run["held_out_losses"], drawn=np.asarray(run["drawn"], np.int64),
+        steps_trained=int(step.numpy()) - done_before, seconds=spent,
+        train_seconds=sum(sec for _, sec in run["timing"]),
+        windows_per_s=(sum(n for n, _ in steady) * batch_size / steady_s
+                       if steady_s > 0 else float("nan")))
+
+
+# ---------------------------------------------------------------- whole images
+
+
+def _predict_windows(model, L: np.ndarray, batch_size: int) -> np.ndarray:
+    """The post's network over a whole image: stride-16 windows whose centres tile it."""
+    h, w = L.shape
+    ny, nx = -(-h // OUTPUT), -(-w // OUTPUT)
+    pad = ((MARGIN, MARGIN + ny * OUTPUT - h), (MARGIN, MARGIN + nx * OUTPUT - w))
+    padded = np.pad(L, pad, mode="reflect" if min(h, w) > MARGIN + OUTPUT else "edge")
+    patches = tf.image.extract_patches(padded[None, :, :, None], [1, WINDOW, WINDOW, 1],
+                                       [1, OUTPUT, OUTPUT, 1], [1, 1, 1, 1], "VALID")
+    patches = tf.reshape(patches, (ny * nx, WINDOW, WINDOW, 1))
+    out = np.asarray(model.predict(patches, batch_size=batch_size, verbose=0))
+    c = out.shape[-1]
+    out = out.reshape(ny, nx, OUTPUT, OUTPUT, c).transpose(0, 2, 1, 3, 4)
+    return out.reshape(ny * OUTPUT, nx * OUTPUT, c)[:h, :w]
+
+
+def _predict_context(model, L: np.ndarray) -> np.ndarray:
+    """The context network over a whole image at once, its output upsampled to full size."""
+    h, w = L.shape
+    H, W = -(-h // CONTEXT_STRIDE) * CONTEXT_STRIDE, -(-w // CONTEXT_STRIDE) * CONTEXT_STRIDE
+    padded = np.pad(L, ((0, H - h), (0, W - w)), mode="reflect")
+    out = model(padded[None, :, :, None], training=False)  # eager: the image's own shape
+    # bilinear upsampling of distributions gives distributions (convex combinations)
+    full = tf.image.resize(out, (H, W), method="bilinear").numpy()[0]
+    return full[:h, :w]
+
+
+def predict_tiles(model: tf.keras.Model, L: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Run a network over a whole image and return its output at every pixel.
+
+    The post's network: the L image is padded by ``MARGIN`` px (reflection) plus whatever
+    makes its sides multiples of 16; every 32×32 window predicts its 16×16 centre, and the
+    centres tile the image exactly. The context network sees the whole image at once (padded
+    to multiples of 8) and its quarter-resolution output is upsampled bilinearly.
+
+    Args:
+        model: a classification or regression model from ``build_model``.
+        L: lightness image of shape ``(H, W)`` (0–100), at least 16 px on a side.
+        batch_size: windows per forward pass (post's network).
+
+    Returns:
+        The network's output per pixel, shape ``(H, W, Q)`` (probabilities) or ``(H, W, 2)``.
+    """
+    L = np.asarray(L, np.float32)
+    if L.ndim != 2 or min(L.shape) < OUTPUT:
+        raise ValueError(f"predict_tiles needs a 2-D L image at least {OUTPUT} px on a side, "
+                         f"got shape {L.shape}.")
+    return _predict_context(model, L) if _is_context(model) else _predict_windows(
+        model, L, batch_size)
+
+
+def predict_ab(model: tf.keras.Model, L: np.ndarray, bins: np.ndarray | None = None,
+               T: float = color.T_ANNEALED, batch_size: int = 256) -> np.ndarray:
+    """Colour a whole image: ``predict_tiles``, then the annealed mean for classifiers.
+
+    Args:
+        model: a classification or regression model from ``build_model``.
+        L: lightness image of shape ``(H, W)`` (0–100), at least 16 px on a side.
+        bins: bin centres (needed for classification models).
+        T: temperature of the annealed mean (classification models).
+        batch_size: windows per forward pass.
+
+    Returns:
+        ab image of shape ``(H, W, 2)``.
+    """
+    out = predict_tiles(model, L, batch_size)
+    if out.shape[-1] == 2:
+        return out
+    if bins is None:
+        raise ValueError("A classification model needs the bins to decode its output.")
+    return color.annealed_mean(out, bins, T).numpy()
+
+
+def colorize(model: tf.keras.Model, rgb: np.ndarray, bins: np.ndarray | None = None,
+             T: float = color.T_ANNEALED) -> np.ndarray:
+    """Colour a photograph from its lightness alone: keep its L, predict its ab.
+
+    Args:
+        model: a classification or regression model from ``build_model``.
+        rgb: float RGB image ``(H, W, 3)`` in [0, 1] (only its L channel is used).
+        bins: bin centres (needed for classification models).
+        T: temperature of the annealed mean (classification models).
+
+    Returns:
+        The coloured float RGB image, same shape.
+    """
+    rgb = np.asarray(rgb, np.float32)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"colorize needs an RGB image of shape (H, W, 3), got {rgb.shape}.")
+    L = color.rgb_to_lab(rgb).numpy()[..., 0]
+    ab = predict_ab(model, L, bins, T)
+    return color.lab_to_rgb(np.concatenate([L[..., None], ab], axis=-1)).numpy()

@@ -1,0 +1,270 @@
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+
+from helpers import colorizer as cz
+
+BINS = np.array([[a, b] for a in range(-20, 21, 10) for b in range(-20, 21, 10)], np.float32)
+C = slice(cz.MARGIN, cz.MARGIN + cz.OUTPUT)  # the centre a window colours
+
+
+def _random_rgb(shape, seed=0):
+    return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+def _numbered_windows(n, size=cz.WINDOW):
+    """Grey windows whose lightness tells which window each is (window i has L close to i)."""
+    grey = np.linspace(0.05, 0.95, n, dtype=np.float32)
+    return np.broadcast_to(grey[:, None, None, None], (n, size, size, 3)).copy()
+
+
+def _which(L_batches, n):
+    """Decode the window index of every window in a list of L batches."""
+    L = np.concatenate([np.asarray(b)[:, 0, 0, 0] for b in L_batches])
+    reference = rgb2lab(_numbered_windows(n, 1)[:, 0])[:, 0, 0]
+    return np.abs(L[:, None] - reference[None]).argmin(1)
+
+
+def test_post_model_maps_32_px_windows_to_16_px_distributions():
+    model = cz.build_model(24)
+    assert model.output_shape == (None, 16, 16, 24)
+    widths = [layer.filters for layer in model.layers if hasattr(layer, "filters")]
+    assert widths == [3, 6, 9, 12, 15, 18, 21, 24]
+    out = model(np.full((2, 32, 32, 1), 50.0, np.float32)).numpy()
+    np.testing.assert_allclose(out.sum(axis=-1), 1.0, atol=1e-5)
+    assert cz.build_model(24, "regression").output_shape == (None, 16, 16, 2)
+
+
+def test_receptive_fields_computed_from_the_layers():
+    assert cz.receptive_field(cz.build_model(24)) == 17  # 8 unpadded 3x3: 1 + 8 * 2
+    # 3 stride-2 3x3 (15 px, jump 8), dilated 1, 2, 4 (+16, +32, +64), upsampling to jump 4,
+    # a 3x3 (+8), a 1x1 head
+    assert cz.receptive_field(cz.build_model(24, architecture="context")) == 135
+
+
+def test_receptive_field_by_perturbing_the_input():
+    """An independent check: which input pixels change one output pixel of the post's net."""
+    import tensorflow as tf
+
+    model = cz.build_model(16, "regression")
+    x = tf.Variable(np.random.default_rng(0).random((1, 32, 32, 1)).astype(np.float32) * 100)
+    with tf.GradientTape() as tape:
+        y = model(x)[0, 8, 8, 0]
+    g = np.abs(tape.gradient(y, x).numpy()[0, ..., 0]) > 0
+    rows, cols = np.flatnonzero(g.any(1)), np.flatnonzero(g.any(0))
+    assert rows.max() - rows.min() + 1 <= 17 and cols.max() - cols.min() + 1 <= 17
+
+
+@pytest.mark.parametrize("q", [40, 150, 300])
+def test_context_network_has_about_the_post_networks_weights(q):
+    post = cz.build_model(q).count_params()
+    context = cz.build_model(q, architecture="context")
+    assert 0.8 < context.count_params() / post < 1.25
+    out = context(np.full((2, 96, 64, 1), 50.0, np.float32)).numpy()
+    assert out.shape == (2, 24, 16, q)
+    np.testing.assert_allclose(out.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_mixed_bfloat16_model_computes_in_bfloat16_and_outputs_float32():
+    model = cz.build_model(24, precision="mixed_bfloat16")
+    assert model.get_layer("conv3").compute_dtype == "bfloat16"
+    assert model.get_layer("conv3").variable_dtype == "float32"  # weights stay float32
+    out = model(np.full((2, 32, 32, 1), 50.0, np.float32))
+    assert out.dtype == "float32" and out.shape == (2, 16, 16, 24)
+    np.testing.assert_allclose(out.numpy().sum(axis=-1), 1.0, atol=1e-5)
+    reg = cz.build_model(24, "regression", precision="mixed_bfloat16")
+    assert reg.output_shape == (None, 16, 16, 2) and reg.output.dtype == "float32"
+
+
+@pytest.mark.parametrize("kwargs, match", [({"precision": "float16"}, "precision"),
+                                           ({"architecture": "unet"}, "architecture"),
+                                           ({"variant": "rebalanced"}, "variant")])
+def test_build_model_rejects_unknown_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cz.build_model(24, **kwargs)
+
+
+def test_make_targets_gives_centre_targets_and_nearest_bin_weights():
+    windows = _random_rgb((2, 32, 32, 3), seed=3)
+    weights = np.linspace(0.5, 2.0, len(BINS)).astype(np.float32)
+    L, z, w = cz.make_targets(windows, BINS, weights)
+    lab = rgb2lab(windows)
+    np.testing.assert_allclose(L.numpy()[..., 0], lab[..., 0], atol=2e-3)
+    assert z.shape == (2, 16, 16, len(BINS)) and w.shape == (2, 16, 16)
+    centre = lab[:, C, C, 1:]
+    nearest = np.argmin(((centre[..., None, :] - BINS) ** 2).sum(-1), axis=-1)
+    np.testing.assert_allclose(w.numpy(), weights[nearest], atol=1e-6)
+    _, ab, ones = cz.make_targets(windows, BINS, None, "regression")
+    np.testing.assert_allclose(ab.numpy(), centre, atol=2e-3)
+    assert np.all(ones.numpy() == 1.0)
+
+
+def test_context_targets_are_the_crop_averaged_over_4x4_blocks():
+    crops = _random_rgb((2, 16, 24, 3), seed=4)
+    _, ab, _ = cz.make_targets(crops, BINS, None, "regression", architecture="context")
+    lab = rgb2lab(crops)[..., 1:]
+    want = lab.reshape(2, 4, 4, 6, 4, 2).mean(axis=(2, 4))
+    np.testing.assert_allclose(ab.numpy(), want, atol=2e-3)
+
+
+def test_window_order_is_a_sequence_of_permutations():
+    order = cz.window_order(10, 25, seed=3)
+    assert len(order) == 25
+    for start in (0, 10):
+        assert sorted(order[start:start + 10]) == list(range(10))
+    assert len(set(order[20:])) == 5
+    np.testing.assert_array_equal(order[:7], cz.window_order(10, 7, seed=3))  # a prefix
+    assert not np.array_equal(order, cz.window_order(10, 25, seed=4))
+
+
+def test_dataset_yields_the_windows_of_the_order_given():
+    windows = _numbered_windows(12)
+    order = np.array([5, 0, 11, 3, 3, 7])
+    ds = cz.make_dataset(windows, BINS, batch_size=3, order=order, variant="regression")
+    assert _which([L for L, _, _ in ds], 12).tolist() == order.tolist()
+    with pytest.raises(ValueError, match="outside"):
+        cz.make_dataset(windows, BINS, order=np.array([12]))
+
+
+def test_a_run_draws_every_window_once_before_any_twice(tmp_path):
+    """The distinct windows a run trains on, counted across an interruption and a resume."""
+    n, batch, steps = 24, 4, 9  # 36 draws: every window once, then 12 again
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(line):
+        if "step 2/" in line:
+            raise Stop
+
+    windows = _numbered_windows(n)
+    args = dict(steps=steps, cache=tmp_path, batch_size=batch, chunk=2, seed=1)
+    with pytest.raises(Stop):
+        cz.train("regression", windows, BINS, log=interrupt, **args)
+    run = cz.train("regression", windows, BINS, **args)
+    assert run.steps_trained == steps - 2 and len(run.drawn) == steps * batch
+    assert run.distinct_windows == n
+    assert len(np.unique(run.drawn[:n])) == n  # the first pass sees each window once
+    np.testing.assert_array_equal(run.drawn, cz.window_order(n, steps * batch, seed=1))
+    # what the resumed chunks fed the network is what the run recorded
+    resumed = run.drawn[2 * batch:]
+    ds = cz.make_dataset(windows, BINS, batch_size=batch, order=resumed, variant="regression")
+    assert _which([L for L, _, _ in ds], n).tolist() == resumed.tolist()
+
+
+def test_train_resumes_and_reuses_finished_weights(tmp_path):
+    windows = _random_rgb((16, 32, 32, 3), seed=4)
+    weights = np.ones(len(BINS), np.float32)
+    args = dict(weights=weights, cache=tmp_path, batch_size=4, chunk=1)
+    first = cz.train("rebalanced", windows, BINS, steps=2, **args)
+    assert first.steps_trained == 2 and len(first.losses) == 2
+    again = cz.train("rebalanced", windows, BINS, steps=2, **args)
+    assert again.steps_trained == 0 and again.losses == first.losses
+    assert again.seconds == 0 and again.train_seconds == pytest.approx(first.train_seconds)
+    assert again.windows_per_s == first.windows_per_s > 0
+    longer = cz.train("rebalanced", windows, BINS, steps=3, **args)
+    assert longer.steps_trained == 3  # another configuration: its own folder
+    fresh = cz.train("rebalanced", windows, BINS, steps=2, retrain=True, **args)
+    assert fresh.steps_trained == 2
+
+
+@pytest.mark.parametrize("change", [{"k": 10}, {"precision": "mixed_bfloat16"}, {"lr": 1e-2},
+                                    {"architecture": "context"}])
+def test_train_keys_the_cache_on_every_setting(tmp_path, change):
+    windows = _random_rgb((8, 32, 32, 3), seed=6)  # 32 px suits both networks
+    base = cz.train("classification", windows, BINS, steps=1, cache=tmp_path, batch_size=4)
+    other = cz.train("classification", windows, BINS, steps=1, cache=tmp_path, batch_size=4,
+                     **change)
+    assert other.folder != base.folder and other.steps_trained == 1
+    assert np.isfinite(other.losses[-1][1])
+
+
+def test_train_scores_held_out_windows_after_every_chunk(tmp_path):
+    windows, held_out = _random_rgb((16, 32, 32, 3), seed=7), _random_rgb((6, 32, 32, 3), 8)
+    run = cz.train("classification", windows, BINS, steps=4, chunk=2, cache=tmp_path,
+                   batch_size=4, held_out=held_out)
+    assert [s for s, _ in run.held_out_losses] == [2, 4]
+    L, z, w = cz.make_targets(held_out, BINS)
+    p = run.model.predict(L, verbose=0)
+    want = float(np.mean(-np.sum(z.numpy() * np.log(np.maximum(p, 1e-7)), -1)))
+    assert run.held_out_losses[-1][1] == pytest.approx(want, rel=1e-3)
+
+
+def test_train_rejects_bad_arguments(tmp_path):
+    windows = _random_rgb((8, 32, 32, 3))
+    with pytest.raises(ValueError, match="variant"):
+        cz.train("l1", windows, BINS, steps=1, cache=tmp_path)
+    with pytest.raises(ValueError, match="weights"):
+        cz.train("rebalanced", windows, BINS, steps=1, cache=tmp_path)
+    with pytest.raises(ValueError, match="positive"):
+        cz.train("regression", windows, BINS, steps=0, cache=tmp_path)
+
+
+class _Echo:
+    """A stand-in 'model' whose ab output is its window's centre L, to test the tiling."""
+
+    def predict(self, x, batch_size=None, verbose=0):
+        centre = np.asarray(x)[:, C, C, :]
+        return np.concatenate([centre, -centre], axis=-1)
+
+
+class _Zero:
+    def predict(self, x, batch_size=None, verbose=0):
+        return np.zeros((len(x), 16, 16, 2), np.float32)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (37, 50), (64, 48)])
+def test_predict_ab_colours_every_pixel_in_place(shape):
+    L = np.random.default_rng(0).random(shape).astype(np.float32) * 100
+    ab = cz.predict_ab(_Echo(), L)
+    assert ab.shape == shape + (2,)
+    np.testing.assert_allclose(ab[..., 0], L, atol=1e-5)  # no grey border, no shift
+    np.testing.assert_allclose(ab[..., 1], -L, atol=1e-5)
+
+
+def test_predict_tiles_names_itself_when_the_image_is_too_small():
+    with pytest.raises(ValueError, match="predict_tiles needs .* at least 16"):
+        cz.predict_ab(_Echo(), np.zeros((10, 40)))
+
+
+def test_predict_tiles_returns_every_output_channel_in_place():
+    class Probs:
+        def predict(self, x, batch_size=None, verbose=0):
+            centre = np.asarray(x)[:, C, C, :]
+            return np.concatenate([centre, 2 * centre, 3 * centre], axis=-1)
+
+    L = np.random.default_rng(1).random((40, 33)).astype(np.float32)
+    out = cz.predict_tiles(Probs(), L)
+    assert out.shape == (40, 33, 3)
+    np.testing.assert_allclose(out, L[..., None] * [1, 2, 3], atol=1e-5)
+    with pytest.raises(ValueError, match="bins"):
+        cz.predict_ab(Probs(), L)
+
+
+def test_context_network_colours_a_whole_photo_of_any_size():
+    model = cz.build_model(len(BINS), architecture="context")
+    probs = cz.predict_tiles(model, np.random.default_rng(2).random((37, 50)) * 100)
+    assert probs.shape == (37, 50, len(BINS))
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
+    assert cz.predict_ab(model, np.full((20, 30), 50.0), BINS).shape == (20, 30, 2)
+
+
+def test_random_windows_rejects_small_and_non_rgb_images():
+    with pytest.raises(ValueError, match="smaller than"):
+        cz.random_windows([np.zeros((20, 60, 3))], 4)
+    with pytest.raises(ValueError, match="RGB"):
+        cz.random_windows([np.zeros((64, 64))], 4)
+    windows = cz.random_windows([_random_rgb((40, 50, 3))], 6, seed=1)
+    assert windows.shape == (6, 32, 32, 3)
+
+
+def test_colorize_keeps_lightness_and_uses_the_predicted_ab():
+    rgb = _random_rgb((20, 36, 3), seed=7)
+    out = cz.colorize(_Echo(), rgb)  # ab = (L, -L): clipped, but L must survive
+    assert out.shape == rgb.shape and 0.0 <= out.min() and out.max() <= 1.0
+    grey = cz.colorize(_Zero(), rgb)
+    lab = rgb2lab(rgb)
+    np.testing.assert_allclose(rgb2lab(grey)[..., 0], lab[..., 0], atol=0.05)
+    np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=2e-3)  # ab = 0 is grey
+    with pytest.raises(ValueError, match="RGB"):
+        cz.colorize(_Echo(), rgb[..., 0])
