@@ -306,7 +306,8 @@ class RunConfig:
     """Everything that defines one training run (and its cache key).
 
     ``eval_every`` epochs (and after the last) the run is scored in inference mode on the first
-    ``n_eval_train`` training images and on every test image.
+    ``n_eval_train`` training images and the first ``n_curve_test`` test images (0: all of
+    them), for its learning curves; after the last epoch also on every test image.
     """
 
     activation: str
@@ -320,6 +321,7 @@ class RunConfig:
     n_eval_train: int = 2000
     eval_every: int = 1
     initializer: str = "glorot_uniform"
+    n_curve_test: int = 0
 
     def __post_init__(self):
         _resolve(self.activation)
@@ -329,6 +331,9 @@ class RunConfig:
                                  f"{getattr(self, field)}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
+        if int(self.n_curve_test) < 0:
+            raise ValueError(f"n_curve_test must be 0 (every test image) or positive, got "
+                             f"{self.n_curve_test}.")
         if self.initializer not in INITIALIZERS:
             raise ValueError(f"Unknown initializer {self.initializer!r}; choose one of "
                              f"{', '.join(INITIALIZERS)}.")
@@ -363,9 +368,11 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
 
     Returns:
         One dict per run, in the order of ``runs``: per-evaluation lists ``epochs``,
-        ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``; ``seconds`` (its share of
-        its stack's training time, evaluation included); ``stack`` (seeds trained together);
-        ``cached`` (True if read from disk).
+        ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` (the curves, see
+        ``RunConfig``); ``final_test_loss`` and ``final_test_acc`` on every test image;
+        ``batch_loss``, each epoch's mean training-mode loss on its batches; ``seconds``
+        (its share of its stack's training time, evaluation included); ``stack`` (seeds
+        trained together); ``cached`` (True if read from disk).
     """
     import keras
 
@@ -408,7 +415,8 @@ def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
     x_all, y_all = tf.constant(x_train), tf.constant(y_train)
     n_eval = min(run.n_eval_train, len(x_train))
     keys = ("train_loss", "train_acc", "test_loss", "test_acc")
-    histories = [{"epochs": [], **{k: [] for k in keys}} for _ in seeds]
+    n_curve = run.n_curve_test or len(data["x_test"])
+    histories = [{"epochs": [], "batch_loss": [], **{k: [] for k in keys}} for _ in seeds]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -420,11 +428,14 @@ def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
     for epoch in range(run.epochs):
         order = tf.constant(np.stack([batch_order(len(x_train), run.batch_size, s, epoch)
                                       for s in seeds], axis=1))  # (steps, S, batch)
-        for idx in order:
-            stack.train_step(tf.gather(x_all, idx), tf.gather(y_all, idx))
+        losses = [stack.train_step(tf.gather(x_all, idx), tf.gather(y_all, idx))
+                  for idx in order]
+        batch_loss = np.mean(np.stack(losses), axis=0)
+        for s, history in enumerate(histories):
+            history["batch_loss"].append(float(batch_loss[s]))
         if epoch + 1 in evals:
             scores = (stack.evaluate(x_train[:n_eval], y_train[:n_eval])
-                      + stack.evaluate(data["x_test"], data["y_test"]))
+                      + stack.evaluate(data["x_test"][:n_curve], data["y_test"][:n_curve]))
             for s, history in enumerate(histories):
                 history["epochs"].append(epoch + 1)
                 for key, values in zip(keys, scores):
@@ -433,6 +444,12 @@ def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
             bar.update(1)
     if bar is not None:
         bar.close()
+    if n_curve == len(data["x_test"]):  # the last curve point already saw every test image
+        final = ([h["test_loss"][-1] for h in histories], [h["test_acc"][-1] for h in histories])
+    else:
+        final = stack.evaluate(data["x_test"], data["y_test"])
+    for s, history in enumerate(histories):
+        history["final_test_loss"], history["final_test_acc"] = (float(v[s]) for v in final)
     seconds = (time.perf_counter() - start) / len(seeds)
     for history in histories:
         history.update(seconds=seconds, stack=len(seeds))

@@ -282,5 +282,13 @@ def test_train_runs_result_of_a_seed_does_not_depend_on_its_stack():
     for key in ("train_loss", "test_loss", "test_acc"):
         np.testing.assert_allclose(a[1][key], b[1][key], rtol=1e-4, atol=1e-5)
     assert a[0]["test_loss"] != a[1]["test_loss"]
-    sparse = perceptrons.train_runs([_run(1, epochs=5, eval_every=2)], data, progress=False)[0]
-    assert sparse["epochs"] == [2, 4, 5]
+    sparse = perceptrons.train_runs([_run(1, epochs=5, eval_every=2, n_curve_test=30)], data,
+                                    progress=False)[0]
+    assert sparse["epochs"] == [2, 4, 5] and len(sparse["batch_loss"]) == 5
+    # Curves on the first 30 test images, the final score on all 100: different numbers.
+    y30 = data["y_test"][:30]
+    assert round(sparse["test_acc"][-1] * 30) == pytest.approx(sparse["test_acc"][-1] * 30)
+    assert 0 <= sparse["final_test_acc"] <= 1 and len(y30) == 30
+    full = perceptrons.train_runs([_run(1, epochs=5, eval_every=2)], data, progress=False)[0]
+    assert full["final_test_acc"] == full["test_acc"][-1]
+    assert full["final_test_acc"] == pytest.approx(sparse["final_test_acc"], abs=1e-9)
