@@ -9,10 +9,8 @@ errors that name the problem and the file.
 
 from __future__ import annotations
 
-import time
-import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,7 +22,7 @@ VARIABLE_OPS = frozenset({
 })
 """Op types that read or hold variables; a frozen graph contains none of them."""
 
-TFLITE_MODES = ("float", "dynamic", "int8")
+TFLITE_MODES = ("float", "float16", "dynamic", "int8")
 """The TensorFlow Lite flavours ``convert_to_tflite`` produces."""
 
 
@@ -270,18 +268,20 @@ def load_frozen_graph(path: str | Path, inputs: Sequence[str] | None = None,
     return FrozenGraphFunction(path, graph_def, inputs, outputs)
 
 
-def convert_to_tflite(model_or_function: Any, mode: str = "float",
+def convert_to_tflite(saved_model: str | Path, mode: str = "float",
                       representative_data: np.ndarray | None = None,
-                      input_signature: Sequence | None = None) -> bytes:
-    """Convert a model, through its frozen graph, into a TensorFlow Lite flatbuffer.
+                      signature_key: str = "serving_default") -> bytes:
+    """Convert a SavedModel into a TensorFlow Lite flatbuffer (``from_saved_model``).
 
     Args:
-        model_or_function: a Keras model, a ``tf.function`` or a ConcreteFunction.
-        mode: ``"float"`` (32-bit weights), ``"dynamic"`` (8-bit weights, float
-            activations) or ``"int8"`` (8-bit weights, activations, input and output).
-        representative_data: samples (first axis) used to calibrate the activations'
-            ranges; required for ``"int8"``.
-        input_signature: as for ``freeze_to_graphdef``.
+        saved_model: the SavedModel folder (e.g. written by Keras' ``model.export``).
+        mode: ``"float"`` (32-bit weights); ``"float16"`` (16-bit float weights, computed
+            in float32); ``"dynamic"`` (dynamic range: large weight tensors stored in 8 bits,
+            activations quantised to 8 bits on the fly by the kernels that support it, small
+            tensors kept in float); ``"int8"`` (weights, activations, input and output in 8
+            bits, with activation ranges calibrated on ``representative_data``).
+        representative_data: typical inputs (first axis), required for ``"int8"``.
+        signature_key: the SavedModel signature to convert.
 
     Returns:
         The ``.tflite`` file's bytes.
@@ -293,10 +293,16 @@ def convert_to_tflite(model_or_function: Any, mode: str = "float",
     if mode == "int8" and (representative_data is None or len(representative_data) == 0):
         raise ValueError("Full-integer quantisation needs representative_data: a few hundred "
                          "typical inputs to calibrate the activation ranges.")
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [frozen_function(model_or_function, input_signature)])
-    if mode in {"dynamic", "int8"}:
+    saved_model = Path(saved_model)
+    if not (saved_model / "saved_model.pb").is_file():
+        raise ValueError(f"{str(saved_model)!r} is not a SavedModel folder (no saved_model.pb);"
+                         " write one with model.export(path) or tf.saved_model.save.")
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model),
+                                                         signature_keys=[signature_key])
+    if mode != "float":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
     if mode == "int8":
         samples = np.asarray(representative_data, dtype=np.float32)
 
@@ -308,9 +314,7 @@ def convert_to_tflite(model_or_function: Any, mode: str = "float",
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    with warnings.catch_warnings():  # int8 I/O: the converter warns about input statistics
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        return converter.convert()
+    return converter.convert()
 
 
 class TFLiteFunction:
@@ -340,9 +344,7 @@ class TFLiteFunction:
         self.output = self.interpreter.get_output_details()[0]
         self._batch = int(self.input["shape"][0])
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Run a batch ``x`` (float) and return the float outputs."""
-        x = np.asarray(x, dtype=np.float32)
+    def _check_and_resize(self, x: np.ndarray) -> None:
         expected = tuple(int(s) for s in self.input["shape"][1:])
         if x.shape[1:] != expected:
             raise ValueError(f"The TensorFlow Lite model takes inputs of shape (batch, "
@@ -353,18 +355,74 @@ class TFLiteFunction:
             self.input = self.interpreter.get_input_details()[0]
             self.output = self.interpreter.get_output_details()[0]
             self._batch = len(x)
+
+    def quantise(self, x: np.ndarray) -> np.ndarray:
+        """Map float inputs to the model's input type: ``round(x / scale) + zero_point``.
+
+        Returns ``x`` as float32 unchanged when the model takes float input; values beyond
+        the integer range are an error, not clipped.
+        """
+        x = np.asarray(x, dtype=np.float32)
         dtype = self.input["dtype"]
-        if dtype != np.float32:
-            scale, zero_point = self.input["quantization"]
-            info = np.iinfo(dtype)
-            x = np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
-        self.interpreter.set_tensor(self.input["index"], x)
+        if dtype == np.float32:
+            return x
+        scale, zero_point = self.input["quantization"]
+        q = np.round(x / scale) + zero_point
+        info = np.iinfo(dtype)
+        if q.size and (q.min() < info.min or q.max() > info.max):
+            raise ValueError(f"Inputs outside the range the model was calibrated for: they "
+                             f"quantise to [{q.min():.0f}, {q.max():.0f}], beyond "
+                             f"{dtype.__name__}'s [{info.min}, {info.max}].")
+        return q.astype(dtype)
+
+    def dequantise(self, y: np.ndarray) -> np.ndarray:
+        """Map raw outputs to float: ``(y - zero_point) * scale`` (float outputs unchanged)."""
+        if self.output["dtype"] == np.float32:
+            return y
+        scale, zero_point = self.output["quantization"]
+        return (y.astype(np.float32) - zero_point) * np.float32(scale)
+
+    def invoke_quantised(self, q: np.ndarray) -> np.ndarray:
+        """Run a batch already in the model's input type; return the raw output tensor."""
+        if q.dtype != self.input["dtype"]:
+            raise ValueError(f"The model takes {self.input['dtype'].__name__} input, got "
+                             f"{q.dtype}; convert with quantise() first.")
+        self._check_and_resize(q)
+        self.interpreter.set_tensor(self.input["index"], q)
         self.interpreter.invoke()
-        y = self.interpreter.get_tensor(self.output["index"])
-        if self.output["dtype"] != np.float32:
-            scale, zero_point = self.output["quantization"]
-            y = (y.astype(np.float32) - zero_point) * scale
-        return y
+        return self.interpreter.get_tensor(self.output["index"])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Run a float batch ``x`` and return the float outputs."""
+        return self.dequantise(self.invoke_quantised(self.quantise(x)))
+
+
+def tflite_constants(flatbuffer: bytes) -> list[tuple[str, str, tuple[int, ...]]]:
+    """List the constant tensors stored in a ``.tflite`` file: weights, biases, shapes.
+
+    Args:
+        flatbuffer: the ``.tflite`` file's bytes.
+
+    Returns:
+        ``(name, dtype, shape)`` for every tensor of the main graph whose data is stored in
+        the file, in the file's order; dtype as TensorFlow Lite names it (``"FLOAT32"``,
+        ``"INT8"``, ...). This shows which weights a quantised model keeps in float.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    try:
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    except Exception as err:  # the flatbuffer reader raises assorted errors on bad bytes
+        raise ValueError(f"These bytes are not a readable TensorFlow Lite model: {err}"
+                         ) from err
+    found = []
+    for tensor in model.subgraphs[0].tensors:
+        buffer = model.buffers[tensor.buffer] if tensor.buffer < len(model.buffers) else None
+        if buffer is not None and (buffer.data is not None or (buffer.size or 0) > 0):
+            name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name
+            found.append((name, flatbuffer_utils.type_to_name(tensor.type),
+                          tuple(int(d) for d in tensor.shape)))
+    return found
 
 
 def load_tflite(path: str | Path, num_threads: int = 1) -> TFLiteFunction:
@@ -379,36 +437,3 @@ def load_tflite(path: str | Path, num_threads: int = 1) -> TFLiteFunction:
         are quantised and dequantised at the boundary).
     """
     return TFLiteFunction(Path(path), num_threads=num_threads)
-
-
-def file_size(path: str | Path) -> int:
-    """Return the size in bytes of a file, or of all files under a folder (a SavedModel)."""
-    path = Path(path)
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    if not path.exists():
-        raise FileNotFoundError(f"Nothing at {str(path)!r} to measure.")
-    return path.stat().st_size
-
-
-def time_calls(function: Callable[[], Any], repeats: int, warmup: int = 3) -> np.ndarray:
-    """Time ``repeats`` calls of ``function()`` after ``warmup`` untimed ones.
-
-    Args:
-        function: a callable with no arguments (wrap the input in a lambda).
-        repeats: how many timed calls.
-        warmup: untimed calls first (tracing, allocation, caches).
-
-    Returns:
-        The wall time of each timed call, in seconds.
-    """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"Need repeats >= 1 and warmup >= 0, got {repeats} and {warmup}.")
-    for _ in range(warmup):
-        function()
-    times = np.empty(repeats)
-    for i in range(repeats):
-        start = time.perf_counter()
-        function()
-        times[i] = time.perf_counter() - start
-    return times

@@ -117,9 +117,18 @@ def test_unknown_output_name_is_reported(frozen_file):
         freeze.load_frozen_graph(frozen_file, outputs=["no_such_node:0"])
 
 
-@pytest.mark.parametrize("mode, tolerance", [("float", 1e-5), ("dynamic", 0.1), ("int8", 0.2)])
-def test_tflite_flavours_run_in_litert_and_approximate_keras(model, tmp_path, mode, tolerance):
-    flatbuffer = freeze.convert_to_tflite(model, mode, representative_data=X)
+@pytest.fixture(scope="module")
+def saved_model(model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exported") / "saved_model"
+    model.export(folder, format="tf_saved_model", verbose=False)
+    return folder
+
+
+@pytest.mark.parametrize("mode, tolerance", [("float", 1e-5), ("float16", 0.01),
+                                             ("dynamic", 0.1), ("int8", 0.2)])
+def test_tflite_flavours_run_in_litert_and_approximate_keras(model, saved_model, tmp_path,
+                                                             mode, tolerance):
+    flatbuffer = freeze.convert_to_tflite(saved_model, mode, representative_data=X)
     path = tmp_path / f"m_{mode}.tflite"
     path.write_bytes(flatbuffer)
     run = freeze.load_tflite(path)
@@ -128,31 +137,51 @@ def test_tflite_flavours_run_in_litert_and_approximate_keras(model, tmp_path, mo
     assert got.shape == expected.shape and got.dtype == np.float32
     assert np.abs(got - expected).max() < tolerance
     np.testing.assert_allclose(run(X[:1]), got[:1], atol=1e-6)  # resizing keeps results
+    types = {dtype for _, dtype, shape in freeze.tflite_constants(flatbuffer)
+             if len(shape) >= 2}  # the two kernels
+    assert types == {"float": {"FLOAT32"}, "float16": {"FLOAT16"}, "int8": {"INT8"},
+                     "dynamic": {"FLOAT32"}}[mode]  # both kernels are small: kept in float
     if mode == "int8":
         assert run.input["dtype"] == np.int8 and run.output["dtype"] == np.int8
 
 
-def test_tflite_errors(model, tmp_path):
+def test_int8_quantise_and_raw_invoke_follow_scale_and_zero_point(saved_model):
+    run = freeze.TFLiteFunction(freeze.convert_to_tflite(saved_model, "int8",
+                                                         representative_data=X))
+    scale, zero_point = run.input["quantization"]
+    q = run.quantise(X[:3])
+    assert q.dtype == np.int8
+    np.testing.assert_array_equal(q, (np.round(X[:3] / scale) + zero_point).astype(np.int8))
+    raw = run.invoke_quantised(q)
+    out_scale, out_zero = run.output["quantization"]
+    np.testing.assert_allclose(run(X[:3]), (raw.astype(np.float32) - out_zero) * out_scale)
+    with pytest.raises(ValueError, match="outside the range"):
+        run.quantise(X[:1] * 1e4)
+    with pytest.raises(ValueError, match="takes int8 input.*quantise"):
+        run.invoke_quantised(X[:1])
+
+
+def test_large_kernels_are_quantised_in_dynamic_range_mode(tmp_path):
+    keras.utils.set_random_seed(1)
+    wide = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32)])  # 2,048 weights
+    wide.layers[0].bias.assign(RNG.normal(size=32).astype(np.float32))  # a zero bias is dropped
+    wide.export(tmp_path / "wide", verbose=False)
+    types = {shape: dtype for _, dtype, shape in freeze.tflite_constants(
+        freeze.convert_to_tflite(tmp_path / "wide", "dynamic"))}
+    assert types[(32, 64)] == "INT8" and types[(32,)] == "FLOAT32"  # bias stays float
+
+
+def test_tflite_errors(saved_model, tmp_path):
     with pytest.raises(ValueError, match="mode must be one of"):
-        freeze.convert_to_tflite(model, "int4")
+        freeze.convert_to_tflite(saved_model, "int4")
     with pytest.raises(ValueError, match="representative_data"):
-        freeze.convert_to_tflite(model, "int8")
+        freeze.convert_to_tflite(saved_model, "int8")
+    with pytest.raises(ValueError, match="not a SavedModel folder"):
+        freeze.convert_to_tflite(tmp_path, "float")
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"not a flatbuffer" * 8)
     with pytest.raises(ValueError, match=r"bad\.tflite.*not a readable TensorFlow Lite model"):
         freeze.load_tflite(bad)
-    run = freeze.TFLiteFunction(freeze.convert_to_tflite(model))
+    run = freeze.TFLiteFunction(freeze.convert_to_tflite(saved_model))
     with pytest.raises(ValueError, match=r"shape \(batch, 6, 6, 1\)"):
         run(np.zeros((1, 7, 7, 1), np.float32))
-
-
-def test_file_size_and_timer(tmp_path):
-    (tmp_path / "a").write_bytes(b"x" * 10)
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b").write_bytes(b"x" * 5)
-    assert freeze.file_size(tmp_path / "a") == 10 and freeze.file_size(tmp_path) == 15
-    calls = []
-    times = freeze.time_calls(lambda: calls.append(1), repeats=4, warmup=2)
-    assert len(calls) == 6 and times.shape == (4,) and np.all(times >= 0)
-    with pytest.raises(ValueError, match="repeats"):
-        freeze.time_calls(lambda: None, repeats=0)

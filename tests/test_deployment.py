@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+
+from helpers import config, deployment
+
+RNG = np.random.default_rng(0)
+X = RNG.random((40, 28, 28, 1), dtype=np.float32)
+Y = RNG.integers(0, 10, size=40)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config, "CACHE_DIR", tmp_path_factory.mktemp("cache"))
+        return deployment.trained_small_cnn(X, Y, epochs=1, seed=0, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def paths(model, tmp_path_factory):
+    return deployment.write_formats(model, tmp_path_factory.mktemp("formats"), X[:10])
+
+
+def test_training_is_cached_and_seeded(model, tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path)
+    first = deployment.trained_small_cnn(X, Y, epochs=1, seed=0, batch_size=8)
+    assert len(list(tmp_path.rglob("*.keras"))) == 1
+    again = deployment.trained_small_cnn(X, Y, epochs=1, seed=0, batch_size=8)  # from cache
+    for a, b, c in zip(first.get_weights(), again.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)  # same seed, same weights as the fixture's run
+    other = deployment.trained_small_cnn(X, Y, epochs=1, seed=1, batch_size=8)
+    assert not np.array_equal(other.get_weights()[0], first.get_weights()[0])
+    with pytest.raises(ValueError, match=r"shape \(n, 28, 28, 1\)"):
+        deployment.trained_small_cnn(X[..., 0], Y, epochs=1, seed=0)
+
+
+def test_every_format_loads_and_reproduces_keras(model, paths):
+    assert set(paths) == set(deployment.FILES) and all(p.exists() for p in paths.values())
+    expected = model(X, training=False).numpy()
+    tolerance = {"tflite_float16": 0.02, "tflite_dynamic": 0.1, "tflite_int8": 0.2}
+    for name, load in deployment.loaders(paths).items():
+        got = deployment.run_batches(load(), X, batch=16)
+        assert got.shape == expected.shape, name
+        assert np.abs(got - expected).max() < tolerance.get(name, 1e-5), name
+    assert deployment.file_size(paths["tflite_int8"]) * 2 < deployment.file_size(
+        paths["tflite_float"])
+
+
+def test_baselines_compute_the_model(model):
+    expected = model(X[:5], training=False).numpy()
+    runs = deployment.baselines(model)
+    assert tuple(runs) == deployment.BASELINES
+    for name, run in runs.items():
+        np.testing.assert_allclose(deployment.as_numpy(run(X[:5])), expected, atol=1e-5,
+                                   err_msg=name)
+
+
+def test_loaders_need_every_path(paths):
+    with pytest.raises(ValueError, match="onnx"):
+        deployment.loaders({k: v for k, v in paths.items() if k != "onnx"})
+
+
+def test_latency_rounds_time_every_run_and_batch():
+    calls = []
+    runs = {"a": lambda x: calls.append(("a", len(x))), "b": lambda x: calls.append(("b", len(x)))}
+    result = deployment.latency_rounds(runs, X, [1, 4], rounds=3, min_seconds=1e-4)
+    assert set(result) == {"a", "b"} and all(set(r) == {1, 4} for r in result.values())
+    assert all(v.shape == (3,) and np.all(v >= 0) for r in result.values() for v in r.values())
+    assert {("a", 1), ("a", 4), ("b", 1), ("b", 4)} == set(calls)
+    with pytest.raises(ValueError, match="largest batch"):
+        deployment.latency_rounds(runs, X, [100], rounds=1, min_seconds=1e-4)
+    with pytest.raises(ValueError, match="rounds >= 1"):
+        deployment.latency_rounds(runs, X, [1], rounds=0, min_seconds=1e-4)
+
+
+def test_file_size_and_timer(tmp_path):
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b").write_bytes(b"x" * 5)
+    assert deployment.file_size(tmp_path / "a") == 10 and deployment.file_size(tmp_path) == 15
+    with pytest.raises(FileNotFoundError, match="missing"):
+        deployment.file_size(tmp_path / "missing")
+    calls = []
+    times = deployment.time_calls(lambda: calls.append(1), repeats=4, warmup=2)
+    assert len(calls) == 6 and times.shape == (4,) and np.all(times >= 0)
+    with pytest.raises(ValueError, match="repeats"):
+        deployment.time_calls(lambda: None, repeats=0)
+
+
+def test_timed_runs_add_the_baselines_and_the_raw_int8_call(model, paths):
+    loaded = {name: load() for name, load in deployment.loaders(paths).items()}
+    runs = deployment.timed_runs(model, loaded, X[:8])
+    assert list(runs)[:3] == list(deployment.BASELINES) and "tflite_int8_raw" in runs
+    assert set(runs) == set(deployment.FILES) | set(deployment.BASELINES) | {"tflite_int8_raw"}
+    raw = runs["tflite_int8_raw"](X[:4])
+    assert raw.dtype == np.int8 and raw.shape == (4, 10)
+    np.testing.assert_allclose(loaded["tflite_int8"].dequantise(raw), loaded["tflite_int8"](X[:4]))
+
+
+def test_fidelity_counts_agreement_and_accuracy():
+    reference = np.eye(3)[[0, 1, 2, 0]]
+    outputs = np.eye(3)[[0, 1, 1, 2]] * 0.9
+    result = deployment.fidelity(outputs, reference, np.array([0, 1, 1, 1]))
+    assert result == {"max_diff": 1.0, "agreement": 0.5, "accuracy": 0.75}
+    with pytest.raises(ValueError, match="same images"):
+        deployment.fidelity(outputs[:3], reference, np.zeros(4))
