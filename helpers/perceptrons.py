@@ -38,6 +38,9 @@ a ~ U(3, 8), where RReLU's test-time slope is 1/5.5.
 DATASETS: tuple[str, ...] = ("fashion_mnist", "mnist")
 """Datasets ``load_flat_images`` knows (MNIST only with an internet connection)."""
 
+SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+"""Learning-rate schedules of ``RunConfig``: constant, or cosine decay to zero at the last step."""
+
 INITIALIZERS: tuple[str, ...] = ("glorot_uniform", "he_normal")
 """Kernel initialisations ``build_mlp`` knows (Glorot & Bengio 2010; He et al. 2015)."""
 
@@ -322,6 +325,7 @@ class RunConfig:
     eval_every: int = 1
     initializer: str = "glorot_uniform"
     n_curve_test: int = 0
+    schedule: str = "constant"
 
     def __post_init__(self):
         _resolve(self.activation)
@@ -337,6 +341,9 @@ class RunConfig:
         if self.initializer not in INITIALIZERS:
             raise ValueError(f"Unknown initializer {self.initializer!r}; choose one of "
                              f"{', '.join(INITIALIZERS)}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of "
+                             f"{', '.join(SCHEDULES)}.")
 
     def eval_epochs(self) -> list[int]:
         """The epochs (1-based) after which the run is scored."""
@@ -357,7 +364,8 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
 
     Runs that differ only in their seed are trained together as one ``SeedStack``: each seed
     starts from ``build_mlp(seed=...)``'s weights, sees its own data order (``batch_order``)
-    and its own RReLU noise, and is updated by its own Adam, all in one compiled step.
+    and its own RReLU noise, and is updated by its own Adam (learning rate constant or
+    cosine-decayed to zero, ``RunConfig.schedule``), all in one compiled step.
 
     Args:
         runs: the configurations, in any order.
@@ -391,8 +399,12 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
         models = [build_mlp(template.activation, batch_norm=template.batch_norm,
                             hidden=template.hidden, seed=s, bn_momentum=template.bn_momentum,
                             initializer=template.initializer, **dims) for s in seeds]
-        stack = SeedStack(models, [s * 1000 + 500 for s in seeds],
-                          keras.optimizers.Adam(template.learning_rate), jit_compile=jit_compile)
+        rate = template.learning_rate
+        if template.schedule == "cosine":
+            total = template.epochs * (len(data["x_train"]) // template.batch_size)
+            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total)
+        stack = SeedStack(models, [s * 1000 + 500 for s in seeds], keras.optimizers.Adam(rate),
+                          jit_compile=jit_compile)
         histories = _train_stack(stack, template, seeds, data, progress)
         for i in members:
             history = histories[seeds.index(runs[i].seed)]

@@ -69,6 +69,8 @@ def test_bad_sizes_are_rejected():
         perceptrons.RunConfig("relu", batch_norm=False, seed=0, initializer="zeros")
     with pytest.raises(ValueError, match="initializer"):
         perceptrons.build_mlp("relu", initializer="orthogonal")
+    with pytest.raises(ValueError, match="schedule"):
+        perceptrons.RunConfig("relu", batch_norm=False, seed=0, schedule="step")
 
 
 def test_load_flat_images_fashion_subset():
@@ -264,6 +266,8 @@ def test_train_runs_learns_caches_and_keys_on_everything(tmp_path):
     assert perceptrons.run_key(_run(1), data) != perceptrons.run_key(_run(0), data)
     assert perceptrons.run_key(_run(0, initializer="he_normal"), data) != \
         perceptrons.run_key(_run(0), data)
+    cosine = perceptrons.train_runs([_run(0, schedule="cosine")], data, progress=False)[0]
+    assert cosine["test_loss"] != first["test_loss"] and cosine["test_acc"][-1] > 0.9
     changed = dict(data, y_test=data["y_test"][::-1].copy())
     assert perceptrons.run_key(_run(0), changed) != perceptrons.run_key(_run(0), data)
     # One cached, one new: only the new seed is trained.
