@@ -1,0 +1,299 @@
+"""A photo collection read lazily: one streaming pass for the prior, crops drawn with tf.data.
+
+``scan`` walks a folder once, photo by photo, and keeps only a histogram of ab grid cells:
+from it come the bins the photos use, the smoothed empirical prior and the rebalancing
+weights (``helpers.color``'s definitions), so a folder of 100,000 photos never has to fit in
+memory. Unreadable and non-image files are skipped and counted in one warning; grey-scale
+photos carry no colour and are left out of training. ``windows_dataset`` draws training
+windows from the file names with ``tf.data`` in an order fixed by the seed, so a resumed run
+continues the same sequence and every input pipeline (worker) reads only its own photos.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from helpers import color
+
+GREY_CHROMA = 2.0
+"""A photo whose mean chroma (ab units) is below this is treated as grey-scale."""
+
+MAX_HELD_OUT = 4
+"""At most this many photos are held out of training (scored and shown in TensorBoard)."""
+
+_GREY_MODES = {"1", "L", "LA", "I", "I;16", "F", "La"}
+_N_CELLS = int(2 * color.AB_RANGE) + 1  # enough grid cells for any step >= 1
+
+
+@dataclass
+class Collection:
+    """What the streaming pass learnt about a folder of photos."""
+
+    folder: Path
+    train: list[str]
+    """Colour photos used for training (paths relative to ``folder``)."""
+    held_out: list[str]
+    """Colour photos held out of training (relative paths)."""
+    grey: int
+    """Grey-scale photos left out of training."""
+    skipped: int
+    """Files that could not be read as images."""
+    step: float
+    """Side of the ab bins."""
+    size: int
+    """Working resolution: the shorter side photos are scaled to (pixels)."""
+    bins: np.ndarray
+    """Centres of the bins the training photos use, ``(Q, 2)``."""
+    counts: np.ndarray
+    """Training pixels per bin, ``(Q,)``."""
+    prior: np.ndarray
+    """The smoothed empirical prior over the bins, ``(Q,)``."""
+    weights: np.ndarray
+    """The rebalancing weights, ``(Q,)``."""
+    sigma: float
+    lam: float
+
+    def paths(self, which: str = "train") -> list[str]:
+        """Absolute paths of the training (``"train"``) or held-out (``"held_out"``) photos."""
+        names = self.train if which == "train" else self.held_out
+        return [str(self.folder / n) for n in names]
+
+
+def read_photo(path: str | Path, size: int | None = None) -> tuple[np.ndarray, bool]:
+    """Read an image file as float32 RGB in [0, 1], optionally scaled to a shorter side.
+
+    Args:
+        path: an image file PIL can read.
+        size: shorter side of the result in pixels (never upscaled below it); None keeps the
+            file's resolution.
+
+    Returns:
+        ``(rgb, grey_mode)``: the ``(H, W, 3)`` array, and whether the file is stored as a
+        grey-scale image (its three channels are then equal).
+
+    Raises:
+        OSError: if the file is not an image PIL can decode.
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        grey_mode = im.mode in _GREY_MODES
+        if size is not None:
+            scale = size / min(im.size)
+            target = (max(size, round(im.size[0] * scale)), max(size, round(im.size[1] * scale)))
+            im.draft("RGB", target)  # JPEG: decode at a reduced size
+            im = im.convert("RGB").resize(target, Image.Resampling.BILINEAR)
+        else:
+            im = im.convert("RGB")
+        return np.asarray(im, dtype=np.float32) / 255.0, grey_mode
+
+
+def _histogram(path: Path, size: int, step: float) -> tuple[np.ndarray | None, str]:
+    """One photo's pixel counts per ab grid cell, or None with the reason it is left out."""
+    try:
+        rgb, grey_mode = read_photo(path, size)
+    except Exception:  # PIL raises many types for broken or foreign files
+        return None, "skipped"
+    if grey_mode:
+        return None, "grey"
+    ab = color.rgb_to_lab(rgb).numpy()[..., 1:].reshape(-1, 2)
+    if color.mean_chroma(ab) < GREY_CHROMA:
+        return None, "grey"
+    cells = color.ab_to_bin_index(np.clip(ab, -color.AB_RANGE, color.AB_RANGE), step)
+    centre = _N_CELLS // 2
+    flat = (cells[:, 0] + centre) * _N_CELLS + cells[:, 1] + centre
+    return np.bincount(flat, minlength=_N_CELLS**2), "colour"
+
+
+def _smooth(counts: np.ndarray, bins: np.ndarray, sigma: float) -> np.ndarray:
+    """``color.empirical_prior``'s smoothing of per-bin counts, normalised to sum 1."""
+    counts = np.asarray(counts, np.float64)
+    if sigma > 0:
+        d2 = np.sum((bins[:, None, :] - bins[None, :, :]) ** 2, axis=-1)
+        counts = np.exp(-d2 / (2 * sigma**2)) @ counts
+    return counts / counts.sum()
+
+
+def _held_out_names(names: list[str]) -> set[str]:
+    """Every k-th photo by name, at most ``MAX_HELD_OUT`` and none when there are under 5."""
+    if len(names) < 5:
+        return set()
+    k = max(5, len(names) // MAX_HELD_OUT)
+    return set(names[k - 1::k][:MAX_HELD_OUT])
+
+
+def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: float = 5.0,
+         lam: float = 0.5, threads: int | None = None) -> Collection:
+    """Walk a photo folder once and compute its bins, prior and rebalancing weights.
+
+    Only a histogram over the ab grid is kept in memory. Files are listed recursively;
+    those PIL cannot read are skipped (one warning counts them), grey-scale photos are left
+    out, and a few colour photos are held out of training.
+
+    Args:
+        folder: a folder of photographs (searched recursively).
+        step: side of the ab bins.
+        size: working resolution (shorter side in pixels) the photos are read at.
+        sigma: width of the Gaussian smoothing the prior (``color.empirical_prior``).
+        lam: λ of ``color.rebalance_weights``.
+        threads: photos decoded at once (default: the CPUs TensorFlow may use).
+
+    Returns:
+        A ``Collection``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{str(folder)!r} is not a folder; pass --photos a folder of photos.")
+    if size < 32:
+        raise ValueError(f"The working size must be at least 32 px (one window), got {size}.")
+    if not 1 <= step <= color.AB_RANGE:
+        raise ValueError(f"The ab bin side must be between 1 and {color.AB_RANGE:.0f}, got {step}.")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise ValueError(f"{str(folder)!r} holds no files; put your photographs in it.")
+    held = _held_out_names([str(p.relative_to(folder)) for p in files])
+    total = np.zeros(_N_CELLS**2, np.int64)
+    train, held_out, grey, skipped = [], [], 0, []
+    workers = threads or max(1, len(os.sched_getaffinity(0)))
+    with ThreadPoolExecutor(workers) as pool:  # PIL and TensorFlow release the GIL
+        for path, (hist, kind) in zip(files, pool.map(lambda p: _histogram(p, size, step),
+                                                      files)):
+            name = str(path.relative_to(folder))
+            if kind == "skipped":
+                skipped.append(name)
+            elif kind == "grey":
+                grey += 1
+            elif name in held:
+                held_out.append(name)
+            else:
+                train.append(name)
+                total += hist
+    if skipped:
+        warnings.warn(f"Skipped {len(skipped)} file(s) in {str(folder)!r} that are not readable "
+                      f"images (e.g. {skipped[0]!r}).", stacklevel=2)
+    if not train:
+        raise ValueError(f"{str(folder)!r} holds no colour photographs to train on "
+                         f"({len(files)} file(s): {grey} grey-scale, {len(skipped)} unreadable, "
+                         f"{len(held_out)} held out).")
+    used = np.flatnonzero(total)
+    centre = _N_CELLS // 2
+    bins = (np.stack([used // _N_CELLS - centre, used % _N_CELLS - centre], -1)
+            * step).astype(np.float32)
+    counts = total[used]
+    prior = _smooth(counts, bins, sigma)
+    return Collection(folder=folder.resolve(), train=train, held_out=held_out, grey=grey,
+                      skipped=len(skipped), step=float(step), size=int(size), bins=bins,
+                      counts=counts, prior=prior,
+                      weights=color.rebalance_weights(prior, lam).astype(np.float32),
+                      sigma=float(sigma), lam=float(lam))
+
+
+def save(collection: Collection, run: str | Path) -> None:
+    """Write a collection into a run folder (``collection.json`` and ``prior.npz``)."""
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    meta = {k: getattr(collection, k) for k in
+            ("train", "held_out", "grey", "skipped", "step", "size", "sigma", "lam")}
+    meta["folder"] = str(collection.folder)
+    np.savez(run / "prior.npz", bins=collection.bins, counts=collection.counts,
+             prior=collection.prior, weights=collection.weights)
+    (run / "collection.json").write_text(json.dumps(meta))
+
+
+def load(run: str | Path) -> Collection:
+    """Read the collection a run was trained on back from its run folder.
+
+    Args:
+        run: a run folder written by ``save`` (``python -m helpers.colorizer train``).
+
+    Returns:
+        The ``Collection``.
+    """
+    run = Path(run)
+    if not (run / "collection.json").is_file() or not (run / "prior.npz").is_file():
+        raise ValueError(f"{str(run)!r} is not a run folder (no collection.json and prior.npz); "
+                         "train one first with `python -m helpers.colorizer train --photos DIR "
+                         f"--out {run}`.")
+    meta = json.loads((run / "collection.json").read_text())
+    with np.load(run / "prior.npz") as z:
+        arrays = {k: z[k] for k in ("bins", "counts", "prior", "weights")}
+    return Collection(folder=Path(meta.pop("folder")), **meta, **arrays)
+
+
+def _crops(path: str, visit: int, *, size: int, window: int, crops: int,
+           seed: int) -> np.ndarray:
+    """``crops`` random windows of one photo, their positions fixed by (seed, visit)."""
+    try:
+        rgb, _ = read_photo(path, size)
+    except Exception as err:
+        raise ValueError(f"{path!r} could not be read while training ({err}); it was "
+                         "readable during the scan: was the folder changed?") from None
+    rng = np.random.default_rng([seed, visit])
+    h, w = rgb.shape[:2]
+    ys, xs = rng.integers(0, h - window + 1, crops), rng.integers(0, w - window + 1, crops)
+    return np.stack([rgb[y:y + window, x:x + window] for y, x in zip(ys, xs)])
+
+
+def crops_per_photo(batch: int, most: int = 4) -> int:
+    """Windows cut from each photo read: the largest divisor of ``batch`` up to ``most``."""
+    return math.gcd(batch, most)
+
+
+def windows_dataset(paths: list[str], *, size: int, window: int, batch: int, seed: int = 0,
+                    start: int = 0, pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
+    """An endless ``tf.data`` stream of RGB window batches read from photo files.
+
+    Visit ``v`` of the collection reads photo ``perm_p[v mod n]`` (``perm_p`` a seeded
+    permutation for pass ``p = v // n``) and cuts ``crops_per_photo(batch)`` windows from it.
+    Pipeline ``i`` of ``m`` takes visits ``i, i + m, i + 2m, ...``, so workers read disjoint
+    photos of each pass. ``start`` skips the batches a resumed run has already trained on.
+
+    Args:
+        paths: photo files.
+        size: working resolution (shorter side, pixels).
+        window: side of the windows.
+        batch: windows per batch (per replica).
+        seed: the run's seed.
+        start: batches this pipeline has already delivered (a resumed run's position).
+        pipeline: this input pipeline's index (``tf.distribute.InputContext.input_pipeline_id``).
+        pipelines: number of input pipelines.
+
+    Returns:
+        A dataset of float32 batches ``(batch, window, window, 3)``.
+    """
+    if not paths:
+        raise ValueError("windows_dataset needs at least one photo.")
+    if window > size:
+        raise ValueError(f"The {window}-px windows do not fit photos read at {size} px; "
+                         "raise --size.")
+    if not 0 <= pipeline < pipelines:
+        raise ValueError(f"pipeline must be in 0..{pipelines - 1}, got {pipeline}.")
+    crops = crops_per_photo(batch)
+    n = len(paths)
+
+    @functools.lru_cache(maxsize=2)
+    def permutation(p: int) -> np.ndarray:
+        return np.random.default_rng([seed, p]).permutation(n)
+
+    def read(k: np.int64) -> np.ndarray:
+        v = int(k) * pipelines + pipeline  # the visit's index in the whole run
+        path = paths[permutation(v // n)[v % n]]
+        return _crops(path, v, size=size, window=window, crops=crops, seed=seed)
+
+    def load(k):
+        out = tf.numpy_function(read, [k], tf.float32, stateful=False)
+        return tf.ensure_shape(out, (crops, window, window, 3))
+
+    ds = tf.data.Dataset.range(start * batch // crops, np.iinfo(np.int64).max)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.unbatch().batch(batch, drop_remainder=True)

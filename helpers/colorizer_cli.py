@@ -1,0 +1,575 @@
+"""``python -m helpers.colorizer train|colorize``: the chapter's colorizer on your own photos.
+
+``train`` scans a photo folder once (``helpers.collection``: bins, prior and rebalancing
+weights, without loading it whole), then trains ``colorizer.build_model``'s network on
+windows drawn from the files with ``tf.data`` and ``colorizer.make_targets``' targets, under
+the default, a ``MirroredStrategy`` or a ``MultiWorkerMirroredStrategy`` (``TF_CONFIG``). The
+run folder holds the collection, checkpoints (a stopped run resumes; ``--steps`` continues a
+finished one), ``run.json`` and TensorBoard logs. ``colorize`` colours photos with a run's
+latest checkpoint through ``colorizer.predict_ab``.
+
+The training loop here is the one adapter: ``colorizer.train`` takes windows held in memory,
+a collection streams them from files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+NETWORKS = ("post", "context")
+STRATEGIES = ("default", "mirrored", "multiworker")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+_RUN_KEYS = ("network", "variant", "batch", "lr", "seed", "size")
+_K = 5  # neighbours of the soft encoding (the chapter's default)
+
+
+# ---------------------------------------------------------------- choices
+
+
+def choose_precision(gpus: int, cpu_flags: list[str]) -> str:
+    """The precision ``--precision auto`` trains in.
+
+    Args:
+        gpus: number of GPUs TensorFlow sees.
+        cpu_flags: the CPU's bfloat16 instruction sets (``colorizer.cpu_bf16_flags()``).
+
+    Returns:
+        ``"mixed_float16"`` on a GPU, ``"mixed_bfloat16"`` on a CPU with bfloat16
+        instructions (``avx512_bf16`` or ``amx_bf16``), otherwise ``"float32"``.
+    """
+    if gpus > 0:
+        return "mixed_float16"
+    if {"avx512_bf16", "amx_bf16"} & set(cpu_flags):
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def make_strategy(name: str):
+    """Create the ``tf.distribute`` strategy named on the command line.
+
+    Args:
+        name: ``"default"``, ``"mirrored"`` (all local GPUs, or the CPU) or ``"multiworker"``
+            (``MultiWorkerMirroredStrategy`` configured by the ``TF_CONFIG`` variable).
+
+    Returns:
+        The strategy.
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable "
+                             "(the cluster's workers and this one's index); see the README.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}.")
+
+
+def task_of(strategy) -> tuple[bool, str]:
+    """Whether this process is the chief of its cluster, and a name for its files.
+
+    Args:
+        strategy: the training strategy.
+
+    Returns:
+        ``(is_chief, name)``: a single process is its own chief; in a cluster the chief
+        task, or worker 0 when there is none.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True, "chief"
+    kind, index = resolver.task_type, int(resolver.task_id or 0)
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    chief = kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
+    return chief, f"{kind}-{index}"
+
+
+def workers_of(strategy) -> tuple[int, int]:
+    """How many worker processes train together, and this one's index among them.
+
+    Args:
+        strategy: the training strategy.
+
+    Returns:
+        ``(workers, index)``: ``(1, 0)`` outside a cluster; in one, the chief is 0 and
+        worker ``i`` is ``i + 1`` when there is a chief, ``i`` otherwise.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return 1, 0
+    spec = resolver.cluster_spec().as_dict()
+    chiefs = len(spec.get("chief", []))
+    index = 0 if resolver.task_type == "chief" else int(resolver.task_id or 0) + chiefs
+    return chiefs + len(spec.get("worker", [])), index
+
+
+def build(q: int, variant: str, network: str, precision: str):
+    """The chapter's network (``colorizer.build_model``) in any of the CLI's precisions.
+
+    ``build_model`` knows float32 and mixed bfloat16; for mixed float16 (GPUs) the
+    bfloat16 model is cloned with the same layers computing in float16.
+
+    Args:
+        q: number of bins.
+        variant: ``"regression"``, ``"classification"`` or ``"rebalanced"``.
+        network: ``"post"`` or ``"context"``.
+        precision: ``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"``.
+
+    Returns:
+        An uncompiled Keras model.
+    """
+    import keras
+
+    from helpers import colorizer
+
+    kind = "regression" if variant == "regression" else "classification"
+    if precision != "mixed_float16":
+        return colorizer.build_model(q, kind, precision, network)
+    base = colorizer.build_model(q, kind, "mixed_bfloat16", network)
+
+    def to_float16(layer):
+        cfg = layer.get_config()
+        if layer.dtype_policy.name == "mixed_bfloat16":
+            cfg["dtype"] = "mixed_float16"
+        return layer.__class__.from_config(cfg)
+
+    return keras.models.clone_model(base, clone_function=to_float16)
+
+
+def _compile(model, variant: str, lr: float, precision: str):
+    import keras
+
+    optimizer = keras.optimizers.Adam(lr)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    loss = (keras.losses.MeanSquaredError() if variant == "regression"
+            else keras.losses.CategoricalCrossentropy())
+    model.compile(optimizer=optimizer, loss=loss)
+    optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of a model's weights (equal on every worker of a synchronous run)."""
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- the run folder
+
+
+def _settings(args) -> dict:
+    return {"network": args.network, "variant": args.variant, "batch": args.batch,
+            "lr": args.lr, "seed": args.seed, "size": args.size}
+
+
+def _check_resume(run: Path, args) -> dict:
+    """The run's saved settings, after checking the command line agrees with them."""
+    saved = json.loads((run / "run.json").read_text())
+    differ = [f"--{k} {saved['settings'][k]} (not {getattr(args, k)})" for k in _RUN_KEYS
+              if saved["settings"][k] != getattr(args, k)]
+    if differ:
+        raise ValueError(f"{str(run)!r} was trained with {', '.join(differ)}; pass the same "
+                         "settings to continue it, or a new --out for a new run.")
+    from helpers import collection
+
+    coll = collection.load(run)
+    if args.step is not None and float(args.step) != coll.step:
+        raise ValueError(f"{str(run)!r} was trained with ab bins of side {coll.step:g} "
+                         f"({len(coll.bins)} bins), not {args.step:g}; continue it with its own "
+                         "bins or train a new run with a new --out.")
+    if Path(args.photos).resolve() != coll.folder:
+        raise ValueError(f"{str(run)!r} was trained on {str(coll.folder)!r}, not "
+                         f"{args.photos!r}; use a new --out for another folder.")
+    return saved
+
+
+def _start_run(run: Path, args, chief: bool) -> None:
+    """Scan the photos (the chief) or wait for the chief's scan (other workers)."""
+    from helpers import collection
+
+    if chief:
+        coll = collection.scan(args.photos, step=args.step or 10.0, size=args.size)
+        collection.save(coll, run)
+        (run / "run.json").write_text(json.dumps({"settings": _settings(args), "history": [],
+                                                  "steps": 0}))
+        print(f"scanned {args.photos}: {len(coll.train)} colour photos to train on, "
+              f"{len(coll.held_out)} held out, {coll.grey} grey-scale left out, "
+              f"{coll.skipped} unreadable; {len(coll.bins)} ab bins", flush=True)
+        return
+    while not (run / "run.json").is_file():
+        time.sleep(0.5)
+
+
+# ---------------------------------------------------------------- training
+
+
+def _progress(total: int, done: int):
+    """A tqdm bar in a terminal, None otherwise (one line per checkpoint is printed then)."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="step", dynamic_ncols=True)
+
+
+def _held_out_batch(coll, args, window: int, bins, weights, kind: str):
+    """A fixed batch of held-out windows with their targets, or None without held-out photos."""
+    from helpers import collection, colorizer
+
+    if not coll.held_out:
+        return None
+    ds = collection.windows_dataset(coll.paths("held_out"), size=coll.size, window=window,
+                                    batch=4 * len(coll.held_out), seed=10_000 + args.seed)
+    windows = next(iter(ds))
+    return colorizer.make_targets(windows, bins, weights, kind, coll.sigma, _K, args.network)
+
+
+def _summaries(writer, step: int, shadow, coll, held, loss: float, rate: float,
+               variant: str) -> float:
+    """Write a checkpoint's TensorBoard summaries; return the held-out loss (NaN without)."""
+    import tensorflow as tf
+
+    from helpers import collection, color, colorizer
+
+    held_loss = float("nan")
+    if held is not None:
+        L, target, pixel_w = held
+        fn = (tf.keras.losses.MeanSquaredError() if variant == "regression"
+              else tf.keras.losses.CategoricalCrossentropy())
+        held_loss = float(fn(target, shadow(L, training=False), sample_weight=pixel_w))
+    with writer.as_default(step=step):
+        tf.summary.scalar("loss/train", loss)
+        if held is not None:
+            tf.summary.scalar("loss/held_out", held_loss)
+        if np.isfinite(rate):
+            tf.summary.scalar("windows_per_second", rate)
+        bins = None if variant == "regression" else coll.bins
+        for name, path in zip(coll.held_out, coll.paths("held_out")):
+            rgb, _ = collection.read_photo(path, coll.size)
+            grey = np.repeat(color.rgb_to_lab(rgb).numpy()[..., :1] / 100.0, 3, axis=-1)
+            out = colorizer.colorize(shadow, rgb, bins)
+            strip = np.concatenate([grey, out, rgb], axis=1)  # grey | colourized | truth
+            tf.summary.image(f"held_out/{name}", strip[None], step=step)
+    writer.flush()
+    return held_loss
+
+
+def train(args) -> int:
+    """The ``train`` command (see ``main``)."""
+    import keras
+    import tensorflow as tf
+
+    from helpers import collection, colorizer
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    strategy = make_strategy(args.strategy)
+    chief, task = task_of(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if args.steps < 1 or args.batch < 1 or args.checkpoint_every < 1:
+        raise ValueError("--steps, --batch and --checkpoint-every must be positive.")
+    if args.batch % replicas:
+        raise ValueError(f"--batch {args.batch} must be a multiple of the {replicas} replicas.")
+    if args.batch % workers_of(strategy)[0]:
+        raise ValueError(f"--batch {args.batch} must be a multiple of the number of workers.")
+    run = Path(args.out)
+    if (run / "run.json").is_file():
+        _check_resume(run, args)
+    else:
+        if not Path(args.photos).is_dir():
+            raise ValueError(f"{args.photos!r} is not a folder; pass --photos a folder of photos.")
+        run.mkdir(parents=True, exist_ok=True)
+        _start_run(run, args, chief)
+    coll = collection.load(run)
+    precision = args.precision
+    if precision == "auto":
+        precision = choose_precision(len(tf.config.list_physical_devices("GPU")),
+                                     colorizer.cpu_bf16_flags())
+    q = len(coll.bins)
+    kind = "regression" if args.variant == "regression" else "classification"
+    weights = coll.weights if args.variant == "rebalanced" else None
+    window = colorizer.WINDOW if args.network == "post" else colorizer.CONTEXT_WINDOW
+    keras.utils.set_random_seed(args.seed)
+    with strategy.scope():
+        model = build(q, args.variant, args.network, precision)
+        optimizer = _compile(model, args.variant, args.lr, precision)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    saved_dir = run / "checkpoints"
+    latest = tf.train.latest_checkpoint(saved_dir)
+    if latest:
+        ckpt.restore(latest).expect_partial()
+    done = int(step.numpy())
+    target = args.steps
+    if done >= target:
+        print(f"{run} is trained to step {done}; pass --steps above {done} to train on.",
+              flush=True)
+        return 0
+    write_dir = saved_dir if chief else run / f".{task}"  # other workers: a scratch copy
+    manager = tf.train.CheckpointManager(ckpt, write_dir, max_to_keep=2)
+
+    workers, index = workers_of(strategy)
+    per_worker = args.batch // workers  # windows each worker feeds per step
+
+    # A plain dataset, as the chapter's MirroredStrategy run uses: Keras distributes it. Each
+    # worker reads its own photos (auto-sharding off) in global batches, which the strategy
+    # splits among the replicas, so each worker consumes batch / workers windows per step.
+    ds = collection.windows_dataset(coll.paths(), size=coll.size, window=window,
+                                    batch=per_worker, seed=args.seed, start=done,
+                                    pipeline=index, pipelines=workers)
+    if workers > 1:
+        ds = ds.unbatch().batch(args.batch, drop_remainder=True)
+    ds = ds.map(lambda w: colorizer.make_targets(w, coll.bins, weights, kind, coll.sigma, _K,
+                                                 args.network),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    if args.threads:
+        options.threading.private_threadpool_size = args.threads
+    data = ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    held = _held_out_batch(coll, args, window, coll.bins, weights, kind)
+    shadow = build(q, args.variant, args.network, "float32") if chief else None
+    writer = tf.summary.create_file_writer(str(run / "logs")) if chief else None
+    record = json.loads((run / "run.json").read_text())
+    bar = _progress(target, done) if chief else None
+    print(f"{task}: training {args.network} {args.variant} from step {done} to {target} "
+          f"({replicas} replica(s), batch {args.batch}, {precision})", flush=True)
+
+    loss_fn = (keras.losses.MeanSquaredError() if args.variant == "regression"
+               else keras.losses.CategoricalCrossentropy())
+
+    def replica_step(L, target_, pixel_w):
+        with tf.GradientTape() as tape:
+            pred = model(L, training=True)
+            # Keras scales a loss by 1 / replicas under a strategy: each replica's share
+            loss = loss_fn(target_, pred, sample_weight=pixel_w)
+            scaled = optimizer.scale_loss(loss)  # loss scaling under mixed float16
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)  # all-reduced across replicas
+        return tf.distribute.get_replica_context().all_reduce("SUM", loss)  # every worker's
+
+    @tf.function
+    def train_step(iterator):
+        per_replica = strategy.run(replica_step, args=next(iterator))
+        return strategy.experimental_local_results(per_replica)[0]
+
+    # Keras 3.15's fit cannot run under MultiWorkerMirroredStrategy (it averages its logged
+    # loss along a batch axis the scalar lacks), so this loop runs the chapter's model, loss
+    # and optimizer under every strategy.
+    iterator = iter(strategy.experimental_distribute_dataset(data))
+    losses, t0, last = [], time.perf_counter(), done
+    for now in range(done + 1, target + 1):
+        losses.append(float(train_step(iterator)))
+        if bar is not None:
+            bar.update(1)
+        if now % args.checkpoint_every and now != target:
+            continue
+        chunk_loss = float(np.mean(losses))
+        seconds = time.perf_counter() - t0
+        # the first chunk of a process includes tracing: its rate is not reported
+        rate = (now - last) * args.batch / seconds if last > done else float("nan")
+        step.assign(now)
+        manager.save(checkpoint_number=now)
+        if chief:
+            shadow.set_weights(model.get_weights())
+            held_loss = _summaries(writer, now, shadow, coll, held, chunk_loss, rate,
+                                   args.variant)
+            record["history"].append([now, chunk_loss, held_loss, rate])
+            record["steps"] = now
+            (run / "run.json").write_text(json.dumps(record))
+            line = (f"step {now}/{target}: loss {chunk_loss:.3f}, held-out {held_loss:.3f}, "
+                    f"{rate:.0f} windows/s")
+            (bar.write if bar is not None else print)(line)
+            sys.stdout.flush()
+        losses, t0, last = [], time.perf_counter(), now
+    if bar is not None:
+        bar.close()
+    if not chief:
+        import shutil
+
+        shutil.rmtree(write_dir, ignore_errors=True)
+    rates = [r for *_, r in record["history"] if np.isfinite(r)] if chief else []
+    print(f"{task}: done at step {target}; weights sha256 {weights_digest(model)}"
+          + (f"; {np.median(rates):.0f} windows/s (median over checkpoints)" if rates else ""),
+          flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- colorizing
+
+
+def load_run(run: str | Path):
+    """A trained run's model (latest checkpoint, float32) and its collection.
+
+    Args:
+        run: a run folder written by ``train``.
+
+    Returns:
+        ``(model, collection, settings)``.
+    """
+    import tensorflow as tf
+
+    from helpers import collection
+
+    run = Path(run)
+    if not run.is_dir():
+        raise ValueError(f"The run folder {str(run)!r} does not exist; train one with "
+                         f"`python -m helpers.colorizer train --photos DIR --out {run}`.")
+    coll = collection.load(run)
+    if not (run / "run.json").is_file():
+        raise ValueError(f"{str(run)!r} has no run.json; is it a run folder?")
+    settings = json.loads((run / "run.json").read_text())["settings"]
+    latest = tf.train.latest_checkpoint(run / "checkpoints")
+    if not latest:
+        raise ValueError(f"{str(run)!r} holds no checkpoint yet; let `train` reach its first "
+                         "checkpoint (--checkpoint-every).")
+    model = build(len(coll.bins), settings["variant"], settings["network"], "float32")
+    try:
+        status = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        status.assert_existing_objects_matched()
+    except (ValueError, AssertionError, tf.errors.InvalidArgumentError) as err:
+        raise ValueError(f"The checkpoint in {str(run)!r} does not fit its own {len(coll.bins)} "
+                         "ab bins (prior.npz): it was trained with other bins. Train again into "
+                         f"a new --out ({str(err).splitlines()[0][:120]}).") from None
+    return model, coll, settings
+
+
+def _inputs(items: list[str]) -> list[Path]:
+    files = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ValueError(f"{item!r} is neither an image nor a folder.")
+    if not files:
+        raise ValueError("No files to colorize in " + ", ".join(map(repr, items)) + ".")
+    return files
+
+
+def colorize_file(model, coll, path: str | Path, variant: str) -> np.ndarray:
+    """Colour one photograph at its own resolution.
+
+    The network predicts ab at the run's working size (its shorter side ``coll.size``), the
+    ab image is scaled bilinearly to the photo's size and joined to the photo's own L.
+
+    Args:
+        model: a trained model (``load_run``).
+        coll: the run's collection (bins, working size).
+        path: an image file (colour or grey-scale).
+        variant: the run's variant (regression models need no bins).
+
+    Returns:
+        float RGB ``(H, W, 3)`` in [0, 1].
+    """
+    import tensorflow as tf
+
+    from helpers import collection, color, colorizer
+
+    full, _ = collection.read_photo(path)
+    small, _ = collection.read_photo(path, coll.size)
+    L_small = color.rgb_to_lab(small).numpy()[..., 0]
+    bins = None if variant == "regression" else coll.bins
+    ab = colorizer.predict_ab(model, L_small, bins)
+    ab_full = tf.image.resize(ab[None], full.shape[:2], method="bilinear")[0]
+    L_full = color.rgb_to_lab(full)[..., :1]
+    return color.lab_to_rgb(tf.concat([L_full, ab_full], axis=-1)).numpy()
+
+
+def colorize(args) -> int:
+    """The ``colorize`` command (see ``main``)."""
+    from PIL import Image
+
+    model, coll, settings = load_run(args.run)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    skipped, written = [], 0
+    for path in _inputs(args.images):
+        try:
+            rgb = colorize_file(model, coll, path, settings["variant"])
+        except (OSError, Image.DecompressionBombError, SyntaxError):
+            skipped.append(str(path))
+            continue
+        Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(out / f"{path.stem}.png")
+        written += 1
+    if skipped:
+        warnings.warn(f"Skipped {len(skipped)} file(s) that are not readable images "
+                      f"(e.g. {skipped[0]!r}).", stacklevel=2)
+    print(f"colorized {written} photo(s) into {out}", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- command line
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m helpers.colorizer``."""
+    from helpers.colorizer import VARIANTS
+
+    p = argparse.ArgumentParser(prog="python -m helpers.colorizer",
+                                description="Train the book's colorizer on a photo folder, "
+                                            "or colorize photos with a trained run.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train (or continue training) a run on a photo folder")
+    t.add_argument("--photos", required=True, help="folder of colour photographs (recursive)")
+    t.add_argument("--out", required=True, help="run folder (created, or continued)")
+    t.add_argument("--variant", default="rebalanced", choices=VARIANTS)
+    t.add_argument("--network", default="post", choices=NETWORKS)
+    t.add_argument("--steps", type=int, default=1000,
+                   help="train until this step (more than a finished run's steps continues it)")
+    t.add_argument("--batch", type=int, default=32, help="global batch (windows per step)")
+    t.add_argument("--strategy", default="default", choices=STRATEGIES)
+    t.add_argument("--size", type=int, default=128,
+                   help="working resolution: shorter side photos are read at (px)")
+    t.add_argument("--step", type=float, default=None, help="side of the ab bins (default 10)")
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
+    t.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU that has it")
+    t.add_argument("--threads", type=int, default=0,
+                   help="TensorFlow and tf.data threads of this process (0: all)")
+    c = sub.add_parser("colorize", help="colour photos with a trained run")
+    c.add_argument("--run", required=True, help="run folder written by train")
+    c.add_argument("images", nargs="+", help="image files or folders (grey-scale is fine)")
+    c.add_argument("--out", required=True, help="folder for the coloured PNGs")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; bad input ends with one clear message and exit status 2.
+
+    Args:
+        argv: arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
+    args = parser().parse_args(argv)
+    try:
+        return train(args) if args.command == "train" else colorize(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
