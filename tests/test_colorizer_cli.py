@@ -1,0 +1,303 @@
+"""The colorizer command and its photo collection, on small synthetic photo folders."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from helpers import collection, color, colorizer_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE = "helpers.colorizer"  # python -m helpers.colorizer train|colorize
+
+
+def _photos(folder: Path, n: int = 8, seed: int = 0) -> Path:
+    """``n`` small colour JPEGs of smooth random colour fields (40-60 px a side)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        h, w = rng.integers(40, 61, 2)
+        yy, xx = np.mgrid[0:h, 0:w]
+        field = rng.random(3) + 0.3 * np.sin(xx[..., None] / 6 + yy[..., None] / 9
+                                             + rng.random(3) * 6)
+        im = np.clip(field + 0.05 * rng.standard_normal((h, w, 3)), 0, 1)
+        Image.fromarray((im * 255).astype(np.uint8)).save(folder / f"photo{i:02d}.jpg")
+    return folder
+
+
+def _grey_and_broken(folder: Path) -> None:
+    rng = np.random.default_rng(1)
+    Image.fromarray((rng.random((48, 52)) * 255).astype(np.uint8)).save(folder / "grey_L.png")
+    grey = (rng.random((50, 50, 1)) * 255).astype(np.uint8).repeat(3, -1)
+    Image.fromarray(grey).save(folder / "grey_rgb.png")  # stored as RGB, no colour
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / "broken.jpg").write_bytes((folder / "photo00.jpg").read_bytes()[:40])
+
+
+# ---------------------------------------------------------------- choices
+
+
+def test_precision_follows_the_hardware():
+    assert colorizer_cli.choose_precision(1, []) == "mixed_float16"
+    assert colorizer_cli.choose_precision(2, ["avx512_bf16"]) == "mixed_float16"
+    assert colorizer_cli.choose_precision(0, ["avx512_bf16"]) == "mixed_bfloat16"
+    assert colorizer_cli.choose_precision(0, ["amx_bf16"]) == "mixed_bfloat16"
+    assert colorizer_cli.choose_precision(0, ["avx_ne_convert"]) == "float32"
+    assert colorizer_cli.choose_precision(0, []) == "float32"
+
+
+@pytest.mark.parametrize("network", ["post", "context"])
+def test_float16_model_is_the_chapters_network_in_float16(network):
+    ref = colorizer_cli.build(24, "rebalanced", network, "float32")
+    half = colorizer_cli.build(24, "rebalanced", network, "mixed_float16")
+    assert [w.shape for w in half.get_weights()] == [w.shape for w in ref.get_weights()]
+    convs = [layer for layer in half.layers if hasattr(layer, "kernel_size")]
+    assert convs and all(layer.dtype_policy.name == "mixed_float16" for layer in convs)
+    assert half.output.dtype == "float32"  # softmax, and so the loss, stay float32
+
+
+def test_multiworker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        colorizer_cli.make_strategy("multiworker")
+
+
+# ---------------------------------------------------------------- the collection
+
+
+def test_streaming_prior_equals_the_chapters_prior_of_all_pixels(tmp_path):
+    folder = _photos(tmp_path / "photos", n=9)
+    coll = collection.scan(folder, step=10, size=40, sigma=5.0, lam=0.5)
+    assert len(coll.train) + len(coll.held_out) == 9 and 1 <= len(coll.held_out) <= 4
+    assert not set(coll.train) & set(coll.held_out)
+    ab = np.concatenate([color.rgb_to_lab(collection.read_photo(p, 40)[0]).numpy()[..., 1:]
+                         .reshape(-1, 2) for p in coll.paths("train")])
+    bins = color.used_bins(ab, 10)
+    np.testing.assert_array_equal(coll.bins, bins)
+    assert coll.counts.sum() == len(ab)
+    np.testing.assert_allclose(coll.prior, color.empirical_prior(ab, bins, sigma=5.0),
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(coll.weights, color.rebalance_weights(coll.prior, 0.5),
+                               rtol=1e-6)
+
+
+def test_bad_files_are_counted_in_one_warning_and_grey_photos_left_out(tmp_path):
+    folder = _photos(tmp_path / "photos", n=6)
+    _grey_and_broken(folder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        coll = collection.scan(folder, size=40)
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == 1 and "Skipped 2 file(s)" in messages[0]
+    assert coll.grey == 2 and coll.skipped == 2
+    assert len(coll.train) + len(coll.held_out) == 6
+    assert not any("grey" in n for n in coll.train + coll.held_out)
+
+
+def test_an_empty_or_colourless_folder_is_one_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no files"):
+        collection.scan(tmp_path / "empty")
+    only_grey = tmp_path / "grey"
+    only_grey.mkdir()
+    Image.fromarray(np.full((40, 40), 128, np.uint8)).save(only_grey / "a.png")
+    with pytest.raises(ValueError, match="no colour photographs"):
+        collection.scan(only_grey)
+    with pytest.raises(ValueError, match="not a folder"):
+        collection.scan(tmp_path / "missing")
+
+
+def test_collection_round_trips_through_the_run_folder(tmp_path):
+    coll = collection.scan(_photos(tmp_path / "photos", n=5), size=40)
+    collection.save(coll, tmp_path / "run")
+    back = collection.load(tmp_path / "run")
+    np.testing.assert_array_equal(back.prior, coll.prior)
+    assert back.train == coll.train and back.folder == coll.folder
+    with pytest.raises(ValueError, match="not a run folder"):
+        collection.load(tmp_path / "elsewhere")
+
+
+def _batches(ds, n):
+    return [b.numpy() for b in ds.take(n)]
+
+
+def test_windows_resume_where_they_stopped_and_workers_read_disjoint_visits(tmp_path):
+    paths = collection.scan(_photos(tmp_path / "photos", n=5), size=40).paths()
+    common = dict(size=40, window=32, seed=3)
+    whole = _batches(collection.windows_dataset(paths, batch=4, **common), 6)
+    assert whole[0].shape == (4, 32, 32, 3)
+    again = _batches(collection.windows_dataset(paths, batch=4, **common), 6)
+    np.testing.assert_array_equal(np.stack(whole), np.stack(again))  # seeded
+    resumed = _batches(collection.windows_dataset(paths, batch=4, start=4, **common), 2)
+    np.testing.assert_array_equal(np.stack(resumed), np.stack(whole[4:6]))
+    # batch 4 = 4 crops of one photo visit; pipeline i of 2 takes visits i, i + 2, ...
+    for i in range(2):
+        mine = _batches(collection.windows_dataset(paths, batch=4, pipeline=i, pipelines=2,
+                                                   **common), 3)
+        np.testing.assert_array_equal(np.stack(mine), np.stack(whole[i::2]))
+    assert not np.array_equal(whole[0], whole[1])
+
+
+# ---------------------------------------------------------------- the command, in process
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run of 3 steps (checkpoints at 2 and 3) on 8 photos, grey and broken files among them."""
+    base = tmp_path_factory.mktemp("cli")
+    folder = _photos(base / "photos", n=8)
+    _grey_and_broken(folder)
+    run = base / "run"
+    args = ["train", "--photos", str(folder), "--out", str(run), "--steps", "3", "--batch", "8",
+            "--checkpoint-every", "2", "--size", "40", "--precision", "float32"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert colorizer_cli.main(args) == 0
+    return folder, run, args
+
+
+def test_train_writes_checkpoints_history_and_tensorboard_logs(trained):
+    _, run, _ = trained
+    record = json.loads((run / "run.json").read_text())
+    assert record["steps"] == 3 and [h[0] for h in record["history"]] == [2, 3]
+    assert all(np.isfinite(h[1]) and np.isfinite(h[2]) for h in record["history"])
+    assert tf.train.latest_checkpoint(run / "checkpoints").endswith("ckpt-3")
+    events = list((run / "logs").glob("events.out.tfevents.*"))
+    assert events
+    tags = {v.tag for e in tf.compat.v1.train.summary_iterator(str(events[0]))
+            for v in e.summary.value}
+    assert {"loss/train", "loss/held_out"} <= tags
+    assert any(t.startswith("held_out/") for t in tags)  # colourized held-out photos
+
+
+def test_steps_continue_a_finished_run(trained, capsys):
+    _, run, args = trained
+    assert colorizer_cli.main(args) == 0  # already at step 3: nothing to do
+    assert "trained to step 3" in capsys.readouterr().out
+    more = args[:args.index("--steps") + 1] + ["5"] + args[args.index("--steps") + 2:]
+    assert colorizer_cli.main(more) == 0
+    assert "from step 3 to 5" in capsys.readouterr().out
+    record = json.loads((run / "run.json").read_text())
+    assert record["steps"] == 5 and record["history"][-1][0] == 5
+
+
+def test_colorize_keeps_size_and_lightness_and_accepts_grey(trained, tmp_path):
+    folder, run, _ = trained
+    with pytest.warns(UserWarning, match="Skipped 2 file"):
+        assert colorizer_cli.main(["colorize", "--run", str(run), str(folder),
+                                   "--out", str(tmp_path / "out")]) == 0
+    out = tmp_path / "out"
+    assert (out / "grey_L.png").is_file() and (out / "photo00.png").is_file()
+    src = collection.read_photo(folder / "grey_L.png")[0]
+    got = np.asarray(Image.open(out / "grey_L.png"), np.float32) / 255
+    assert got.shape == src.shape
+    L_src = color.rgb_to_lab(src).numpy()[..., 0]
+    L_got = color.rgb_to_lab(got).numpy()[..., 0]
+    assert np.median(np.abs(L_got - L_src)) < 2.0  # the photo's own lightness, recoloured
+
+
+def test_bad_runs_give_one_clear_error(trained, tmp_path, capsys):
+    folder, run, args = trained
+    assert colorizer_cli.main(["colorize", "--run", str(tmp_path / "nothing"), str(folder),
+                               "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    other_bins = args + ["--step", "5"]
+    assert colorizer_cli.main(other_bins) == 2
+    assert "other bins" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert colorizer_cli.main(["train", "--photos", str(tmp_path / "empty"), "--out",
+                               str(tmp_path / "r2"), "--steps", "1"]) == 2
+    assert "no files" in capsys.readouterr().err
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for f in ("collection.json", "run.json"):
+        (tampered / f).write_bytes((run / f).read_bytes())
+    (tampered / "checkpoints").symlink_to(run / "checkpoints")
+    with np.load(run / "prior.npz") as z:
+        np.savez(tampered / "prior.npz", **{k: z[k][:-1] for k in z.files})
+    assert colorizer_cli.main(["colorize", "--run", str(tampered), str(folder),
+                               "--out", str(tmp_path / "o")]) == 2
+    assert "other bins" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- two workers
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _start_workers(folder: Path, run: Path, steps: int, logs: Path) -> list:
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT),
+                   TF_CONFIG=json.dumps({"cluster": cluster,
+                                         "task": {"type": "worker", "index": i}}))
+        cmd = [sys.executable, "-m", MODULE, "train", "--photos", str(folder), "--out",
+               str(run), "--steps", str(steps), "--batch", "8", "--checkpoint-every", "2",
+               "--size", "40", "--precision", "float32", "--strategy", "multiworker",
+               "--threads", "1"]
+        log = open(logs / f"worker{i}-{steps}.log", "w")
+        procs.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT), log))
+    return procs
+
+
+def _stop(procs) -> None:
+    for p, log in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+        p.wait(30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_two_workers_agree_and_resume_after_a_worker_is_stopped(tmp_path):
+    folder = _photos(tmp_path / "photos", n=6)
+    run = tmp_path / "run"
+    procs = _start_workers(folder, run, 100_000, tmp_path)  # stopped long before the end
+    try:
+        deadline = time.monotonic() + 300
+        while tf.train.latest_checkpoint(run / "checkpoints") is None:
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            assert all(p.poll() is None for p, _ in procs), "a worker ended early"
+            time.sleep(0.5)
+    finally:
+        procs[1][0].send_signal(signal.SIGKILL)  # one worker is stopped ...
+        time.sleep(1)
+        _stop(procs)  # ... and the other, waiting for it, too
+    stopped_at = int(tf.train.latest_checkpoint(run / "checkpoints").rsplit("-", 1)[1])
+    assert stopped_at >= 2
+    target = stopped_at + 2
+    procs = _start_workers(folder, run, target, tmp_path)
+    try:
+        for p, _ in procs:
+            p.wait(300)
+    finally:
+        _stop(procs)
+    logs = [(tmp_path / f"worker{i}-{target}.log").read_text() for i in range(2)]
+    assert all(p.returncode == 0 for p, _ in procs), logs
+    assert all(f"from step {stopped_at} to {target}" in log for log in logs)
+    digests = [re.search(r"weights sha256 ([0-9a-f]{64})", log).group(1) for log in logs]
+    assert digests[0] == digests[1]
+    assert json.loads((run / "run.json").read_text())["steps"] == target
+    assert not (run / ".worker-1").exists()  # the other worker's scratch checkpoints
