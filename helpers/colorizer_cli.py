@@ -189,7 +189,7 @@ def _check_resume(run: Path, args) -> dict:
 
     coll = collection.load(run)
     if args.step is not None and float(args.step) != coll.step:
-        raise ValueError(f"{str(run)!r} was trained with ab bins of side {coll.step:g} "
+        raise ValueError(f"{str(run)!r} was trained with other bins: side {coll.step:g} "
                          f"({len(coll.bins)} bins), not {args.step:g}; continue it with its own "
                          "bins or train a new run with a new --out.")
     if Path(args.photos).resolve() != coll.folder:
