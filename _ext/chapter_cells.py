@@ -116,10 +116,11 @@ def cost_source(notebook: str, bench: dict) -> str:
     return (
         f"**Before you run it:** *Run All* took {_duration(runs['full']['seconds'])} at full "
         f"scale and {_duration(runs['quick']['seconds'])} at quick scale (`BOOK_QUICK=1`), with "
-        f"a peak memory of {_memory(peak)}, on a {machine['cpus']}-core machine, caches "
-        f"{bench.get('caches', 'cold')} (`make bench`, recorded in `{BENCH}`); "
-        "yours will differ. Downloaded alone or opened in Colab, the notebook's first code "
-        "cell fetches the book and installs its pinned packages first (see the README)."
+        f"a peak memory of {_memory(peak)}, on a {machine['cpus']}-core machine with "
+        f"{(bench.get('caches') or 'cold').split()[0]} caches, as `make bench` recorded in "
+        f"`{BENCH}`; yours will differ. Downloaded alone or opened in Colab, the notebook's "
+        "first code cell fetches the book and installs its pinned packages first (see the "
+        "README)."
     )
 
 
