@@ -70,6 +70,7 @@ LABELS: dict[str, str] = {
     "tflite_float": "TFLite float", "tflite_dynamic": "TFLite dynamic-range",
     "tflite_int8": "TFLite full-integer",
     "tflite_int8_raw": "TFLite full-integer, int8 in/out", "tflite_float16": "TFLite float16",
+    "tflite_float_raw": "TFLite float, invoke() alone",
     "keras_litert": "Keras export, LiteRT", "keras_function": "Keras, tf.function",
     "keras_xla": "Keras, tf.function + XLA", "onnx": "Keras export, ONNX Runtime",
 }
