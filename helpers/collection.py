@@ -63,9 +63,17 @@ class Collection:
     sigma: float
     lam: float
 
+    working: Path | None = None
+    """Folder of the photos' working-size copies (``<name>.png``), or None to read originals."""
+
     def paths(self, which: str = "train") -> list[str]:
-        """Absolute paths of the training (``"train"``) or held-out (``"held_out"``) photos."""
+        """Paths of the training (``"train"``) or held-out (``"held_out"``) photos to read.
+
+        The working-size copies where the scan wrote them, the originals otherwise.
+        """
         names = self.train if which == "train" else self.held_out
+        if self.working is not None:
+            return [str(self.working / f"{n}.png") for n in names]
         return [str(self.folder / n) for n in names]
 
 
@@ -98,8 +106,13 @@ def read_photo(path: str | Path, size: int | None = None) -> tuple[np.ndarray, b
         return np.asarray(im, dtype=np.float32) / 255.0, grey_mode
 
 
-def _histogram(path: Path, size: int, step: float) -> tuple[np.ndarray | None, str]:
-    """One photo's pixel counts per ab grid cell, or None with the reason it is left out."""
+def _histogram(path: Path, size: int, step: float,
+               copy: Path | None = None) -> tuple[np.ndarray | None, str]:
+    """One photo's pixel counts per ab grid cell, or None with the reason it is left out.
+
+    A colour photo is also written to ``copy`` (PNG, lossless) at the working size, so that
+    training decodes a small file rather than the original.
+    """
     try:
         rgb, grey_mode = read_photo(path, size)
     except Exception:  # PIL raises many types for broken or foreign files
@@ -112,6 +125,11 @@ def _histogram(path: Path, size: int, step: float) -> tuple[np.ndarray | None, s
     cells = color.ab_to_bin_index(np.clip(ab, -color.AB_RANGE, color.AB_RANGE), step)
     centre = _N_CELLS // 2
     flat = (cells[:, 0] + centre) * _N_CELLS + cells[:, 1] + centre
+    if copy is not None:
+        from PIL import Image
+
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(copy, compress_level=1)
     return np.bincount(flat, minlength=_N_CELLS**2), "colour"
 
 
@@ -133,7 +151,8 @@ def _held_out_names(names: list[str]) -> set[str]:
 
 
 def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: float = 5.0,
-         lam: float = 0.5, threads: int | None = None) -> Collection:
+         lam: float = 0.5, threads: int | None = None,
+         working: str | Path | None = None) -> Collection:
     """Walk a photo folder once and compute its bins, prior and rebalancing weights.
 
     Only a histogram over the ab grid is kept in memory. Files are listed recursively;
@@ -146,7 +165,9 @@ def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: floa
         size: working resolution (shorter side in pixels) the photos are read at.
         sigma: width of the Gaussian smoothing the prior (``color.empirical_prior``).
         lam: λ of ``color.rebalance_weights``.
-        threads: photos decoded at once (default: the CPUs TensorFlow may use).
+        threads: photos decoded at once (default: the CPUs this process may use).
+        working: optional folder for lossless working-size copies of the colour photos
+            (what training then reads: a large JPEG takes far longer to decode).
 
     Returns:
         A ``Collection``.
@@ -165,9 +186,11 @@ def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: floa
     total = np.zeros(_N_CELLS**2, np.int64)
     train, held_out, grey, skipped = [], [], 0, []
     workers = threads or max(1, len(os.sched_getaffinity(0)))
+    rel = [str(p.relative_to(folder)) for p in files]
+    copies = [None if working is None else Path(working) / f"{n}.png" for n in rel]
     with ThreadPoolExecutor(workers) as pool:  # PIL and TensorFlow release the GIL
-        for path, (hist, kind) in zip(files, pool.map(lambda p: _histogram(p, size, step),
-                                                      files)):
+        for path, (hist, kind) in zip(files, pool.map(
+                lambda pc: _histogram(pc[0], size, step, pc[1]), zip(files, copies))):
             name = str(path.relative_to(folder))
             if kind == "skipped":
                 skipped.append(name)
@@ -195,7 +218,8 @@ def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: floa
                       skipped=len(skipped), step=float(step), size=int(size), bins=bins,
                       counts=counts, prior=prior,
                       weights=color.rebalance_weights(prior, lam).astype(np.float32),
-                      sigma=float(sigma), lam=float(lam))
+                      sigma=float(sigma), lam=float(lam),
+                      working=None if working is None else Path(working).resolve())
 
 
 def save(collection: Collection, run: str | Path) -> None:
@@ -205,6 +229,10 @@ def save(collection: Collection, run: str | Path) -> None:
     meta = {k: getattr(collection, k) for k in
             ("train", "held_out", "grey", "skipped", "step", "size", "sigma", "lam")}
     meta["folder"] = str(collection.folder)
+    working = collection.working
+    if working is not None and working.resolve().is_relative_to(run.resolve()):
+        working = working.resolve().relative_to(run.resolve())  # the run folder may move
+    meta["working"] = None if working is None else str(working)
     np.savez(run / "prior.npz", bins=collection.bins, counts=collection.counts,
              prior=collection.prior, weights=collection.weights)
     (run / "collection.json").write_text(json.dumps(meta))
@@ -227,7 +255,9 @@ def load(run: str | Path) -> Collection:
     meta = json.loads((run / "collection.json").read_text())
     with np.load(run / "prior.npz") as z:
         arrays = {k: z[k] for k in ("bins", "counts", "prior", "weights")}
-    return Collection(folder=Path(meta.pop("folder")), **meta, **arrays)
+    working = meta.pop("working", None)
+    return Collection(folder=Path(meta.pop("folder")), **meta, **arrays,
+                      working=None if working is None else run / working)
 
 
 def _crops(path: str, visit: int, *, size: int, window: int, crops: int,

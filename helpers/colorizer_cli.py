@@ -203,7 +203,8 @@ def _start_run(run: Path, args, chief: bool) -> None:
     from helpers import collection
 
     if chief:
-        coll = collection.scan(args.photos, step=args.step or 10.0, size=args.size)
+        coll = collection.scan(args.photos, step=args.step or 10.0, size=args.size,
+                               working=run / "working")
         collection.save(coll, run)
         (run / "run.json").write_text(json.dumps({"settings": _settings(args), "history": [],
                                                   "steps": 0}))

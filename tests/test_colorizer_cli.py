@@ -119,11 +119,17 @@ def test_an_empty_or_colourless_folder_is_one_clear_error(tmp_path):
 
 
 def test_collection_round_trips_through_the_run_folder(tmp_path):
-    coll = collection.scan(_photos(tmp_path / "photos", n=5), size=40)
+    folder = _photos(tmp_path / "photos", n=5)
+    coll = collection.scan(folder, size=40, working=tmp_path / "run" / "working")
     collection.save(coll, tmp_path / "run")
-    back = collection.load(tmp_path / "run")
+    (tmp_path / "run").rename(tmp_path / "moved")  # a run folder may move
+    back = collection.load(tmp_path / "moved")
     np.testing.assert_array_equal(back.prior, coll.prior)
     assert back.train == coll.train and back.folder == coll.folder
+    for name, copy in zip(back.train, back.paths()):  # lossless working-size copies
+        original = collection.read_photo(folder / name, 40)[0]
+        np.testing.assert_array_equal(collection.read_photo(copy, 40)[0],
+                                      np.round(original * 255) / np.float32(255))
     with pytest.raises(ValueError, match="not a run folder"):
         collection.load(tmp_path / "elsewhere")
 
@@ -301,3 +307,19 @@ def test_two_workers_agree_and_resume_after_a_worker_is_stopped(tmp_path):
     assert digests[0] == digests[1]
     assert json.loads((run / "run.json").read_text())["steps"] == target
     assert not (run / ".worker-1").exists()  # the other worker's scratch checkpoints
+
+
+def test_the_context_network_trains_and_colorizes(tmp_path):
+    folder = _photos(tmp_path / "photos", n=5)
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert colorizer_cli.main(["train", "--photos", str(folder), "--out", str(run),
+                                   "--network", "context", "--steps", "2", "--batch", "4",
+                                   "--checkpoint-every", "2", "--size", "96",
+                                   "--precision", "float32"]) == 0
+    assert json.loads((run / "run.json").read_text())["settings"]["network"] == "context"
+    model, coll, _ = colorizer_cli.load_run(run)
+    assert model.name.startswith("colorizer_context")
+    rgb = colorizer_cli.colorize_file(model, coll, folder / "photo00.jpg", "rebalanced")
+    assert rgb.shape == collection.read_photo(folder / "photo00.jpg")[0].shape
