@@ -6,8 +6,9 @@ Trains the freezing chapter's Fashion-MNIST network (``helpers.deployment``, the
 own definition and cache), writes it in every format of ``deployment.FILES``, then measures
 each format's load time and its latency at several batch sizes next to the in-process Keras
 baselines (eager call, ``tf.function``, ``tf.function`` with XLA), in interleaved rounds: a
-round times every run once, so the rounds pair the runs under the same machine load. Ratios
-are given against ``tf.function``, the compiled baseline. Writes
+round times every run once, so the rounds pair the runs under the same machine load. TensorFlow gets
+the threads LiteRT and ONNX Runtime get (``deployment.pin_threads``). Ratios are given
+against ``tf.function``, the compiled baseline, as the median of the per-round ratios. Writes
 benchmarks/results/freezing.json with every round's median, so a reader can redo the
 statistics.
 """
@@ -46,6 +47,7 @@ def main() -> None:
     if args.rounds < 2 or args.loads < 1 or args.epochs < 0 or args.min_ms <= 0:
         raise SystemExit("Need --rounds >= 2, --loads >= 1, --epochs >= 0, --min-ms > 0.")
 
+    deployment.pin_threads()  # before TensorFlow's first operation
     (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist()
     x_train = (x_train[..., None] / 255.0).astype("float32")
     x_test = (x_test[..., None] / 255.0).astype("float32")
@@ -68,7 +70,7 @@ def main() -> None:
             if name in paths:
                 row |= {"file_bytes": sizes[name],
                         "load_ms_median": round(1e3 * float(np.median(load_s[name])), 3)}
-            if name != "tflite_int8_raw":
+            if not name.endswith("_raw"):
                 row |= deployment.fidelity(deployment.run_batches(run, x_test), reference,
                                            y_test)
             rows[name] = row
@@ -92,6 +94,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "machine": {"cpus": os.cpu_count(), "threads_given": deployment.threads(),
+                    "inter_op_threads": 1,
                     "python": platform.python_version(), "processor": platform.processor(),
                     "tensorflow": tf.__version__, "keras": keras.__version__,
                     "load_average_1min_at_end": round(os.getloadavg()[0], 2)},

@@ -8,6 +8,7 @@ every format is timed under the same machine load as the others.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import config, freeze
+from helpers import config, freeze, stats
 
 FILES: dict[str, str] = {
     "keras": "model.keras",
@@ -126,6 +127,29 @@ def threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def pin_threads() -> int:
+    """Give TensorFlow the threads LiteRT and ONNX Runtime get: ``threads()`` intra-op, 1 inter-op.
+
+    Call it before TensorFlow runs its first operation (its thread pools are fixed then).
+
+    Returns:
+        The intra-op thread count now set.
+    """
+    import tensorflow as tf
+
+    n = threads()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError as err:
+        if (tf.config.threading.get_intra_op_parallelism_threads() != n
+                or tf.config.threading.get_inter_op_parallelism_threads() != 1):
+            raise ValueError("TensorFlow has already started its thread pools; call "
+                             "deployment.pin_threads() before running any TensorFlow "
+                             f"operation ({err}).") from err
+    return n
+
+
 def _load_keras(path: Path) -> Callable:
     import keras
 
@@ -145,6 +169,7 @@ def _load_onnx(path: Path) -> Callable:
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads()
+    options.inter_op_num_threads = 1  # as TensorFlow's (pin_threads) and LiteRT's single pool
     session = onnxruntime.InferenceSession(str(path), options,
                                            providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -205,14 +230,19 @@ def timed_runs(model: Any, loaded: dict[str, Callable], x: np.ndarray) -> dict[s
             model's raw run is fed them quantised in advance.
 
     Returns:
-        The baselines, then every format, then ``"tflite_int8_raw"``: ``invoke()`` on
-        pre-quantised int8 input, returning the raw int8 output.
+        The baselines, then every format, then ``"tflite_float_raw"`` and
+        ``"tflite_int8_raw"``: ``invoke()`` alone (no NumPy conversion, no range check) on
+        input already in the model's type (float32, or int8 quantised in advance), returning
+        the raw output tensor.
     """
     runs = {"keras": loaded["keras"]}
     runs.update({k: v for k, v in baselines(model).items() if k != "keras"})
     runs.update({k: v for k, v in loaded.items() if k != "keras"})
     int8 = loaded["tflite_int8"]
     quantised = int8.quantise(x)
+    floats = np.asarray(x, dtype=np.float32)
+    float_model = loaded["tflite_float"]
+    runs["tflite_float_raw"] = lambda xb: float_model.invoke_quantised(floats[:len(xb)])
     runs["tflite_int8_raw"] = lambda xb: int8.invoke_quantised(quantised[:len(xb)])
     return runs
 
@@ -259,9 +289,11 @@ def latency_rounds(runs: dict[str, Callable], x: np.ndarray, batches: Sequence[i
                    rounds: int, min_seconds: float) -> dict[str, dict[int, np.ndarray]]:
     """Median seconds per call of every run at every batch size, once per round.
 
-    Each round times every run at every batch size in turn (the order of runs rotates from
-    round to round), so a change in machine load hits all runs alike and the rounds are the
-    pairing unit of a comparison between two runs.
+    Each round times every run at every batch size in turn; both the order of the batch
+    sizes and the order of the runs rotate from round to round, so no run or batch size has
+    a fixed position. Load that drifts slower than a round hits all runs alike, which makes
+    the rounds the pairing unit of a comparison; bursts shorter than a round do not, which
+    is why rounds are compared with a robust statistic (``median_ratio``).
 
     Args:
         runs: name to callable on a batch (``x[:b]`` for batch size ``b``).
@@ -289,7 +321,8 @@ def latency_rounds(runs: dict[str, Callable], x: np.ndarray, batches: Sequence[i
     result = {name: {b: np.empty(rounds) for b in batches} for name in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
-        for b in batches:
+        shift = r % len(batches)
+        for b in batches[shift:] + batches[:shift]:
             xb = x[:b]
             for name in order:
                 seconds = time_calls(lambda name=name, xb=xb: runs[name](xb),
@@ -331,8 +364,186 @@ def time_calls(function: Callable[[], Any], repeats: int, warmup: int = 3) -> np
     for _ in range(warmup):
         function()
     times = np.empty(repeats)
-    for i in range(repeats):
-        start = time.perf_counter()
-        function()
-        times[i] = time.perf_counter() - start
+    collecting = gc.isenabled()
+    gc.disable()  # no garbage-collection pause inside a timed call
+    try:
+        for i in range(repeats):
+            start = time.perf_counter()
+            function()
+            times[i] = time.perf_counter() - start
+    finally:
+        if collecting:
+            gc.enable()
     return times
+
+
+def median_ratio(a: np.ndarray, b: np.ndarray, *, name: str = "",
+                 confidence: float = 0.95) -> stats.Comparison:
+    """Compare two runs' per-round latencies robustly: the median of ``log(a / b)``.
+
+    The interval is the sign-test (binomial order-statistic) interval for the median of the
+    per-round log ratios and ``p`` the two-sided sign test (``scipy.stats.binomtest``), so a
+    few rounds hit by a burst of load move neither. The interval excludes zero exactly when
+    ``p`` is below ``1 - confidence``; ``stats.holm`` recomputes it at its corrected level.
+
+    Args:
+        a, b: seconds per call of two runs, one value per round (same rounds, same order).
+        name: what is compared, e.g. ``"LiteRT / tf.function, batch 1"``.
+        confidence: the interval's level before any correction.
+
+    Returns:
+        A ``stats.Comparison`` whose ``mean``, ``low`` and ``high`` are the median log ratio
+        and its interval (``exp`` gives the ratio), ``method`` ``"sign test (median)"``.
+    """
+    import scipy.stats
+
+    d = _log_ratios(a, b, "median_ratio")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}.")
+    ordered = np.sort(d)
+
+    def interval_at(level: float) -> tuple[float, float]:
+        j = _order_statistic(len(ordered), 1 - level)
+        if j == 0:  # too few rounds for this level: the interval is unbounded
+            return -math.inf, math.inf
+        return float(ordered[j - 1]), float(ordered[len(ordered) - j])
+
+    nonzero = d[d != 0]
+    p = (float(scipy.stats.binomtest(int(np.sum(nonzero > 0)), len(nonzero)).pvalue)
+         if len(nonzero) else 1.0)
+    low, high = interval_at(confidence)
+    verdict = "higher" if low > 0 else "lower" if high < 0 else "not resolved"
+    return stats.Comparison(name=name, mean=float(np.median(d)), low=low, high=high,
+                            confidence=float(confidence), p=p, p_adjusted=p, n=int(d.size),
+                            verdict=verdict, method="sign test (median)", shape=(d.size,),
+                            _interval_at=interval_at)
+
+
+def median_equivalence(a: np.ndarray, b: np.ndarray, margin: float, *, name: str = "",
+                       alpha: float = 0.05) -> stats.Equivalence:
+    """Test whether the median per-round ``log(a / b)`` lies within ``(-margin, margin)``.
+
+    Two one-sided sign tests (``scipy.stats.binomtest``): the median exceeds ``-margin``
+    and lies below ``margin``; the ``1 - 2 * alpha`` interval is ``median_ratio``'s.
+
+    Args:
+        a, b: seconds per call of two runs, one value per round.
+        margin: the largest log ratio that counts as "no difference", stated in advance.
+        name: what is compared.
+        alpha: the level of each one-sided test.
+
+    Returns:
+        A ``stats.Equivalence`` (``equivalent`` when both one-sided tests reject).
+    """
+    import scipy.stats
+
+    if not np.isfinite(margin) or margin <= 0:
+        raise ValueError(f"median_equivalence needs a positive margin (a log ratio), got "
+                         f"{margin!r}.")
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must lie strictly between 0 and 0.5, got {alpha!r}.")
+    d = _log_ratios(a, b, "median_equivalence")
+    above = float(scipy.stats.binomtest(int(np.sum(d > -margin)), d.size,
+                                        alternative="greater").pvalue)
+    below = float(scipy.stats.binomtest(int(np.sum(d < margin)), d.size,
+                                        alternative="greater").pvalue)
+    c = median_ratio(a, b, name=name, confidence=1 - 2 * alpha)
+    p = max(above, below)
+    return stats.Equivalence(name=name, mean=c.mean, low=c.low, high=c.high,
+                             margin=float(margin), p=p, equivalent=bool(p < alpha),
+                             n=int(d.size), confidence=float(1 - 2 * alpha))
+
+
+def robust_sd(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the spread of the per-round ``log(a / b)``: the MAD scaled to a normal sd."""
+    import scipy.stats
+
+    d = _log_ratios(a, b, "robust_sd")
+    return float(scipy.stats.median_abs_deviation(d, scale="normal"))
+
+
+def detectable_log_ratio(sd: float, rounds: int, *, alpha: float = 0.05, power: float = 0.8,
+                         family_size: int = 1) -> float:
+    """Smallest median log ratio ``median_ratio`` detects at ``power``, for normal noise.
+
+    The sign test at level ``alpha / family_size`` (Holm's first step) over ``rounds``
+    rounds rejects when enough rounds share a sign; with log ratios normal with spread
+    ``sd``, a round is positive with probability ``Phi(delta / sd)``. The answer is the
+    ``delta`` at which the rejection probability reaches ``power`` (``scipy.stats.binom``).
+
+    Args:
+        sd: the spread of the per-round log ratios (e.g. ``robust_sd`` of a pilot run).
+        rounds: the number of rounds.
+        alpha: the family-wise level.
+        power: the wanted probability of a resolved verdict.
+        family_size: the number of comparisons in the Holm family.
+
+    Returns:
+        The detectable median log ratio (``exp`` of it is the ratio), ``inf`` when no
+        number of rounds sharing a sign reaches the level.
+    """
+    import scipy.optimize
+    import scipy.stats
+
+    if not (sd > 0 and rounds >= 1 and 0 < alpha < 1 and 0 < power < 1 and family_size >= 1):
+        raise ValueError(f"Need sd > 0, rounds >= 1, alpha and power in (0, 1) and "
+                         f"family_size >= 1, got {sd}, {rounds}, {alpha}, {power}, "
+                         f"{family_size}.")
+    j = _order_statistic(rounds, alpha / family_size)
+    if j == 0:
+        return math.inf
+    # reject "higher" when at most j - 1 rounds are negative (one side of the two-sided test)
+    def shortfall(q: float) -> float:
+        return float(scipy.stats.binom.cdf(j - 1, rounds, 1 - q)) - power
+
+    q = scipy.optimize.brentq(shortfall, 0.5, 1 - 1e-12)
+    return float(sd * scipy.stats.norm.ppf(q))
+
+
+def accuracy_difference(correct: np.ndarray, reference: np.ndarray, *,
+                        name: str = "") -> stats.Comparison:
+    """Compare per-image correctness (0/1) with a reference's: a paired t interval, in points.
+
+    ``stats.paired`` on ``100 * correct`` and ``100 * reference``; when no image changes, the
+    difference is exactly zero (interval ``[0, 0]``, ``p = 1``) instead of undefined.
+
+    Args:
+        correct: 1 where the format classifies an image correctly, else 0.
+        reference: the same for the reference model on the same images.
+        name: what is compared.
+
+    Returns:
+        A ``stats.Comparison`` of the accuracy difference in percentage points.
+    """
+    correct = np.asarray(correct, dtype=float)
+    reference = np.asarray(reference, dtype=float)
+    if correct.shape != reference.shape or correct.ndim != 1 or correct.size < 2:
+        raise ValueError(f"Need two 1-D 0/1 arrays over the same images, got shapes "
+                         f"{correct.shape} and {reference.shape}.")
+    if np.any(correct != reference):
+        return stats.paired(100 * correct, 100 * reference, name=name)
+    return stats.Comparison(name=name, mean=0.0, low=0.0, high=0.0, confidence=0.95, p=1.0,
+                            p_adjusted=1.0, n=int(correct.size), verdict="not resolved",
+                            method="paired t", shape=(correct.size,),
+                            _interval_at=lambda level: (0.0, 0.0))
+
+
+def _log_ratios(a: np.ndarray, b: np.ndarray, who: str) -> np.ndarray:
+    """Validate two per-round latency arrays; return ``log(a / b)``."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or a.size < 2:
+        raise ValueError(f"{who} needs two 1-D arrays of per-round times of the same length "
+                         f"(at least 2), got shapes {a.shape} and {b.shape}.")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and a.min() > 0 and b.min() > 0):
+        raise ValueError(f"{who} needs positive, finite times (seconds per call).")
+    return np.log(a / b)
+
+
+def _order_statistic(n: int, alpha: float) -> int:
+    """Largest ``j`` with ``2 * P(Binomial(n, 1/2) <= j - 1) <= alpha`` (0 if none)."""
+    import scipy.stats
+
+    ks = np.arange(1, n // 2 + 1)
+    ok = ks[2 * scipy.stats.binom.cdf(ks - 1, n, 0.5) <= alpha]
+    return int(ok.max()) if ok.size else 0

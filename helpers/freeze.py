@@ -141,18 +141,31 @@ def op_counts(graph_def: Any) -> Counter:
 
 
 def find_inputs_and_outputs(graph_def: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Find a graph's inputs (its placeholders) and outputs (nodes nothing else consumes).
+    """Find a graph's inputs (its placeholders) and outputs (tensors nothing else consumes).
+
+    Every output of a multi-output node counts separately: ``split:1`` is an output when
+    nothing reads it, even if ``split:0`` is consumed.
 
     Args:
         graph_def: a frozen ``GraphDef``.
 
     Returns:
-        ``(inputs, outputs)`` as tensor names (``"node:0"``), in graph order.
+        ``(inputs, outputs)`` as tensor names (``"node:index"``), in graph order.
     """
-    consumed = {name.lstrip("^").split(":")[0] for node in graph_def.node for name in node.input}
-    inputs = tuple(f"{n.name}:0" for n in graph_def.node if n.op == "Placeholder")
-    outputs = tuple(f"{n.name}:0" for n in graph_def.node
-                    if n.name not in consumed and n.op not in {"NoOp", "Placeholder", "Const"})
+    import tensorflow as tf
+
+    consumed = set()
+    for node in graph_def.node:
+        for name in node.input:
+            if not name.startswith("^"):
+                op, _, index = name.partition(":")
+                consumed.add((op, int(index or 0)))
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    inputs = tuple(f"{op.name}:0" for op in graph.get_operations() if op.type == "Placeholder")
+    outputs = tuple(f"{op.name}:{i}" for op in graph.get_operations()
+                    if op.type not in {"NoOp", "Placeholder", "Const"}
+                    for i in range(len(op.outputs)) if (op.name, i) not in consumed)
     return inputs, outputs
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers import config, deployment
+from helpers import config, deployment, stats
 
 RNG = np.random.default_rng(0)
 X = RNG.random((40, 28, 28, 1), dtype=np.float32)
@@ -87,14 +87,18 @@ def test_file_size_and_timer(tmp_path):
         deployment.time_calls(lambda: None, repeats=0)
 
 
-def test_timed_runs_add_the_baselines_and_the_raw_int8_call(model, paths):
+def test_timed_runs_add_the_baselines_and_the_raw_litert_calls(model, paths):
     loaded = {name: load() for name, load in deployment.loaders(paths).items()}
     runs = deployment.timed_runs(model, loaded, X[:8])
-    assert list(runs)[:3] == list(deployment.BASELINES) and "tflite_int8_raw" in runs
-    assert set(runs) == set(deployment.FILES) | set(deployment.BASELINES) | {"tflite_int8_raw"}
+    assert list(runs)[:3] == list(deployment.BASELINES)
+    assert set(runs) == (set(deployment.FILES) | set(deployment.BASELINES)
+                         | {"tflite_int8_raw", "tflite_float_raw"})
     raw = runs["tflite_int8_raw"](X[:4])
     assert raw.dtype == np.int8 and raw.shape == (4, 10)
     np.testing.assert_allclose(loaded["tflite_int8"].dequantise(raw), loaded["tflite_int8"](X[:4]))
+    raw_float = runs["tflite_float_raw"](X[:4])
+    assert raw_float.dtype == np.float32
+    np.testing.assert_allclose(raw_float, loaded["tflite_float"](X[:4]))
 
 
 def test_fidelity_counts_agreement_and_accuracy():
@@ -104,3 +108,58 @@ def test_fidelity_counts_agreement_and_accuracy():
     assert result == {"max_diff": 1.0, "agreement": 0.5, "accuracy": 0.75}
     with pytest.raises(ValueError, match="same images"):
         deployment.fidelity(outputs[:3], reference, np.zeros(4))
+
+
+def test_median_ratio_resists_outlier_rounds_and_matches_its_sign_test():
+    base = np.full(20, 1e-3)
+    slower = 2 * base
+    slower[:3] = 100 * base[:3]  # three rounds hit by a burst of load
+    c = deployment.median_ratio(slower, base, name="slow / base")
+    assert np.isclose(np.exp(c.mean), 2.0)  # the mean log ratio would be ~3.9
+    assert c.verdict == "higher" and c.low > 0
+    mixed = base * np.exp(np.tile([0.1, -0.1], 10))
+    m = deployment.median_ratio(mixed, base)
+    assert m.verdict == "not resolved" and m.low < 0 < m.high and m.p == 1.0
+    (h,) = stats.holm([c])  # usable in a chapter's Holm family
+    assert h.verdict == "higher"
+    with pytest.raises(ValueError, match="positive"):
+        deployment.median_ratio(-base, base)
+    with pytest.raises(ValueError, match="same length"):
+        deployment.median_ratio(base[:5], base)
+
+
+def test_median_equivalence_needs_rounds_inside_the_margin():
+    base = np.full(30, 1e-3)
+    close = base * np.exp(np.tile([0.02, -0.02, 0.01], 10))
+    assert deployment.median_equivalence(close, base, np.log(1.25)).equivalent
+    far = base * 1.5
+    assert not deployment.median_equivalence(far, base, np.log(1.25)).equivalent
+    with pytest.raises(ValueError, match="margin"):
+        deployment.median_equivalence(close, base, 0.0)
+
+
+def test_detectable_log_ratio_shrinks_with_rounds_and_grows_with_the_family():
+    few = deployment.detectable_log_ratio(0.2, 12, family_size=10)
+    many = deployment.detectable_log_ratio(0.2, 40, family_size=10)
+    assert 0 < many < few
+    assert deployment.detectable_log_ratio(0.2, 40, family_size=30) > many
+    assert deployment.detectable_log_ratio(0.2, 5, family_size=30) == float("inf")
+    # Check by simulation: at the detectable shift the sign test resolves ~80 % of designs.
+    rng = np.random.default_rng(0)
+    shift = deployment.detectable_log_ratio(0.2, 20, family_size=1)
+    hits = [deployment.median_ratio(np.exp(rng.normal(shift, 0.2, 20)), np.ones(20)).verdict
+            == "higher" for _ in range(400)]
+    assert 0.72 < np.mean(hits) < 0.88
+    assert np.isclose(deployment.robust_sd(np.exp(rng.normal(0, 0.2, 4000)), np.ones(4000)),
+                      0.2, rtol=0.1)
+
+
+def test_accuracy_difference_is_zero_when_no_image_changes():
+    ref = np.tile([1, 0, 1, 1], 10).astype(float)
+    same = deployment.accuracy_difference(ref, ref)
+    assert (same.mean, same.low, same.high, same.p) == (0.0, 0.0, 0.0, 1.0)
+    worse = deployment.accuracy_difference(np.zeros(40), ref)
+    assert np.isclose(worse.mean, -100 * ref.mean()) and worse.high < 0
+    assert [c.verdict for c in stats.holm([same, worse])] == ["not resolved", "lower"]
+    with pytest.raises(ValueError, match="same images"):
+        deployment.accuracy_difference(ref[:3], ref)

@@ -185,3 +185,13 @@ def test_tflite_errors(saved_model, tmp_path):
     run = freeze.TFLiteFunction(freeze.convert_to_tflite(saved_model))
     with pytest.raises(ValueError, match=r"shape \(batch, 6, 6, 1\)"):
         run(np.zeros((1, 7, 7, 1), np.float32))
+
+
+def test_every_unconsumed_output_of_a_multi_output_node_is_found():
+    with tf.Graph().as_default() as graph:
+        x = tf.compat.v1.placeholder(tf.float32, [4, 2], name="x")
+        first, _second = tf.split(x, 2, axis=0, name="halves")  # halves:1 is never read
+        tf.identity(first * 2.0, name="doubled")
+    inputs, outputs = freeze.find_inputs_and_outputs(graph.as_graph_def())
+    assert inputs == ("x:0",)
+    assert outputs == ("halves:1", "doubled:0")
