@@ -7,6 +7,7 @@ caches runs through it, one compiled step updating every seed of a configuration
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import time
@@ -406,6 +407,8 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
         stack = SeedStack(models, [s * 1000 + 500 for s in seeds], keras.optimizers.Adam(rate),
                           jit_compile=jit_compile)
         histories = _train_stack(stack, template, seeds, data, progress)
+        del stack, models
+        gc.collect()  # the stack's compiled step refers back to it (a cycle)
         for i in members:
             history = histories[seeds.index(runs[i].seed)]
             if cache_dir is not None:
