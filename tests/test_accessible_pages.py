@@ -30,6 +30,15 @@ def test_animation_slider_gets_a_label_once():
     assert pages.fix_page(fixed) == fixed
 
 
+def test_animation_form_loses_its_dead_anchor():
+    form = ('<form title="Repetition mode" aria-label="Repetition mode" action="#n" '
+            'name="_anim_loop_select3e13"\n          class="anim-state">')
+    fixed = pages.fix_page(form)
+    assert 'action="#n"' not in fixed and 'name="_anim_loop_select3e13"' in fixed
+    assert pages.fix_page(fixed) == fixed
+
+
 def test_other_markup_is_left_alone():
-    other = '<input id="search" type="search" aria-label="Search"><div class="citation" id="x">'
+    other = ('<input id="search" type="search" aria-label="Search"><div class="citation" id="x">'
+             '<form action="#n" name="search">')
     assert pages.fix_page(other) == other
