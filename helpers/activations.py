@@ -70,8 +70,10 @@ def activation_layer(name: str, **params) -> keras.layers.Layer:
     Args:
         name: one of ``ACTIVATIONS``.
         **params: the activation's own parameter: ``negative_slope`` for ``leaky_relu``
-            (default 0.01), ``initial_slope`` for ``prelu`` (default 0.25, one slope per
-            channel), ``lower``/``upper``/``seed`` for ``rrelu`` (default U(3, 8)),
+            (default 0.01), ``initial_slope`` for ``prelu`` (default 0.25; one slope per
+            input element: on feature maps that is one per position and channel, not the
+            paper's one per channel, which needs ``keras.layers.PReLU(shared_axes=...)``),
+            ``lower``/``upper``/``seed`` for ``rrelu`` (default U(3, 8)),
             ``alpha`` for ``elu`` (default 1.0).
 
     Returns:
