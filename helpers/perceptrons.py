@@ -168,19 +168,21 @@ class SeedStack:
     each seed starts exactly where its Keras model does. Dense layers become batched einsums;
     batch norm, PReLU and RReLU keep their own statistics, slopes and noise per seed (RReLU's
     noise is drawn from the seed and the step, so a seed's run does not depend on which other
-    seeds share the stack). One compiled step updates every seed, each on its own batch.
+    seeds share the stack). One compiled step updates every seed, each on its own batch, with the
+    update rule of the given Keras optimizer (Adam or plain SGD), applied elementwise so that it
+    is S separate updates. The step is a pure function of the weights and optimizer state (held
+    as tensors, not captured variables), so a finished stack frees all its memory.
 
     Args:
         models: Keras models of ``build_mlp`` with the same architecture, one per seed.
         noise_seeds: one integer per model seeding its RReLU noise.
-        optimizer: a Keras optimizer whose update is elementwise (e.g. Adam or SGD without
-            global clipping), so that one update of the stacked weights is S separate updates.
+        optimizer: a fresh ``keras.optimizers.Adam`` or ``keras.optimizers.SGD`` (no momentum,
+            weight decay or clipping); its learning rate may be a schedule.
         jit_compile: compile the step with XLA.
     """
 
     def __init__(self, models: list, noise_seeds: list[int], optimizer, *,
                  jit_compile: bool = True):
-        import keras
         import tensorflow as tf
 
         if not models or len(models) != len(noise_seeds):
@@ -191,48 +193,55 @@ class SeedStack:
             raise ValueError("SeedStack needs models of one architecture (the same layers).")
         self.size = len(models)
         self.noise_seeds = tf.constant(np.asarray(noise_seeds, np.int64))
-        self.layers = []  # (kind, template layer, stacked variables)
+        self.rule = _update_rule(optimizer)
+        self.layers = []  # (kind, template layer, indices into self.values)
+        self.values, trainable = [], []
         for i, layer in enumerate(models[0].layers):
-            stacked = [keras.Variable(np.stack([m.layers[i].weights[j].numpy() for m in models]),
-                                      trainable=w.trainable, name=w.name)
-                       for j, w in enumerate(layer.weights)]
-            self.layers.append((type(layer).__name__, layer, stacked))
-        self.trainable = [v for _, _, vs in self.layers for v in vs if v.trainable]
-        self.optimizer = optimizer
-        self.optimizer.build(self.trainable)
-        self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+            indices = []
+            for j, w in enumerate(layer.weights):
+                indices.append(len(self.values))
+                trainable.append(bool(w.trainable))
+                self.values.append(tf.constant(np.stack([m.layers[i].weights[j].numpy()
+                                                         for m in models])))
+            self.layers.append((type(layer).__name__, layer, indices))
+        self.trainable = [i for i, t in enumerate(trainable) if t]
+        self.slots = [[tf.zeros_like(self.values[i]) for i in self.trainable]
+                      for _ in range(self.rule["slots"])]
+        self.steps = 0
         self._step = tf.function(self._train_step, jit_compile=jit_compile)
         self._logits = tf.function(self._inference_logits, jit_compile=jit_compile)
 
-    def _forward(self, h, training: bool, shared: bool):
+    def _apply(self, values, h, training: bool, shared: bool, step):
         # shared: h is (batch, features), the same input for every seed (evaluation);
         # otherwise (S, batch, features), each seed's own batch (training).
+        # Returns the output and the batch-norm moving statistics updated in training.
         import tensorflow as tf
 
+        updated = {}
         for depth, (kind, layer, w) in enumerate(self.layers):
             if kind == "Dense":
-                h = tf.einsum("bi,sio->sbo" if shared else "sbi,sio->sbo", h, w[0].value)
+                h = tf.einsum("bi,sio->sbo" if shared else "sbi,sio->sbo", h, values[w[0]])
                 shared = False
                 if len(w) > 1:
-                    h = h + w[1].value[:, None, :]
+                    h = h + values[w[1]][:, None, :]
             elif kind == "BatchNormalization":
-                gamma, beta, moving_mean, moving_var = (v.value for v in w)
+                gamma, beta, moving_mean, moving_var = (values[i] for i in w)
                 if training:
                     mean, var = tf.nn.moments(h, axes=[1])
                     m = layer.momentum
-                    w[2].assign(moving_mean * m + mean * (1 - m))
-                    w[3].assign(moving_var * m + var * (1 - m))
+                    updated[w[2]] = moving_mean * m + mean * (1 - m)
+                    updated[w[3]] = moving_var * m + var * (1 - m)
                 else:
                     mean, var = moving_mean, moving_var
                 inv = gamma * tf.math.rsqrt(var + layer.epsilon)
                 h = h * inv[:, None, :] + (beta - mean * inv)[:, None, :]
             elif kind == "PReLU":
-                alpha = w[0].value[:, None, :]
+                alpha = values[w[0]][:, None, :]
                 h = tf.nn.relu(h) - alpha * tf.nn.relu(-h)
             elif kind == "RReLU":
                 if training:  # one divisor per element, per seed, from (noise seed, step, layer)
                     draws = [tf.random.stateless_uniform(
-                        tf.shape(h)[1:], tf.stack([self.noise_seeds[s], self.steps * 64 + depth]),
+                        tf.shape(h)[1:], tf.stack([self.noise_seeds[s], step * 64 + depth]),
                         minval=layer.lower, maxval=layer.upper, alg="philox")
                         for s in range(self.size)]
                     h = tf.where(h >= 0, h, h / tf.stack(draws))
@@ -240,23 +249,36 @@ class SeedStack:
                     h = tf.where(h >= 0, h, h * layer.inference_slope)
             elif kind != "InputLayer":  # stateless elementwise: ReLU, LeakyReLU, ELU, Activation
                 h = layer(h)
-        return h
+        return h, updated
 
-    def _train_step(self, x, y):
+    def _train_step(self, values, slots, step, x, y):
         import tensorflow as tf
 
+        params = [values[i] for i in self.trainable]
         with tf.GradientTape() as tape:
-            logits = self._forward(x, training=True, shared=False)
+            tape.watch(params)
+            logits, updated = self._apply(values, x, True, False, step)
             per_seed = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1)
             total = tf.reduce_sum(per_seed)  # seed s's weights see only seed s's loss
-        grads = tape.gradient(total, self.trainable)
-        self.optimizer.apply_gradients(zip(grads, self.trainable))
-        self.steps.assign_add(1)
-        return per_seed
+        grads = tape.gradient(total, params)
+        new_params, new_slots = _apply_rule(self.rule, params, grads, slots, step)
+        values = list(values)
+        for i, value in updated.items():
+            values[i] = value
+        for i, value in zip(self.trainable, new_params):
+            values[i] = value
+        return values, new_slots, per_seed
 
-    def _inference_logits(self, x):
-        return self._forward(x, training=False, shared=True)
+    def _inference_logits(self, values, x):
+        return self._apply(values, x, False, True, 0)[0]
+
+    def _forward(self, h, training: bool, shared: bool):
+        # The network's output on h with the current weights (no update); for tests.
+        import tensorflow as tf
+
+        return self._apply(self.values, tf.convert_to_tensor(h), training, shared,
+                           tf.constant(self.steps, tf.int64))[0]
 
     def train_step(self, x, y) -> np.ndarray:
         """Do one optimisation step of every seed on its own batch.
@@ -268,11 +290,18 @@ class SeedStack:
         Returns:
             Each seed's mean cross-entropy on its batch before the step, shape ``(S,)``.
         """
-        return self._step(x, y)
+        import tensorflow as tf
+
+        self.values, self.slots, loss = self._step(self.values, self.slots,
+                                                   tf.constant(self.steps, tf.int64), x, y)
+        self.steps += 1
+        return loss
 
     def logits(self, x) -> np.ndarray:
         """Return every seed's logits in inference mode, shape ``(S, n, classes)``."""
-        return self._logits(x)
+        import tensorflow as tf
+
+        return self._logits(self.values, tf.convert_to_tensor(x))
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, chunk: int = 2000
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -291,7 +320,7 @@ class SeedStack:
         loss, correct = np.zeros(self.size), np.zeros(self.size)
         for start in range(0, len(x), chunk):
             xb, yb = x[start:start + chunk], y[start:start + chunk]
-            logits = self._logits(tf.constant(xb))
+            logits = self._logits(self.values, tf.constant(xb))
             labels = np.broadcast_to(yb, (self.size, len(yb)))
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
             loss += tf.reduce_sum(ce, axis=1).numpy()
@@ -302,7 +331,54 @@ class SeedStack:
         """Return seed ``s``'s weights in the order of its Keras model's ``get_weights()``."""
         if not 0 <= s < self.size:
             raise ValueError(f"seed index must be in [0, {self.size}), got {s}.")
-        return [v.numpy()[s] for _, _, vs in self.layers for v in vs]
+        return [v.numpy()[s] for v in self.values]
+
+
+def _update_rule(optimizer) -> dict:
+    # The hyperparameters of a Keras Adam or plain SGD, checked, with its learning rate
+    # (a number or a schedule of the step).
+    import keras
+
+    config = optimizer.get_config()
+    rate = config["learning_rate"]
+    if isinstance(rate, dict):
+        rate = keras.optimizers.schedules.deserialize(rate)
+    extras = {k: config.get(k) for k in ("weight_decay", "clipnorm", "clipvalue",
+                                         "global_clipnorm") if config.get(k)}
+    if config.get("use_ema"):
+        extras["use_ema"] = True
+    if isinstance(optimizer, keras.optimizers.Adam) and not config.get("amsgrad") and not extras:
+        return {"name": "adam", "rate": rate, "beta_1": config["beta_1"],
+                "beta_2": config["beta_2"], "epsilon": config["epsilon"], "slots": 2}
+    if (type(optimizer) is keras.optimizers.SGD and not config.get("momentum")
+            and not config.get("nesterov") and not extras):
+        return {"name": "sgd", "rate": rate, "slots": 0}
+    raise ValueError(f"SeedStack applies Adam (without amsgrad) or plain SGD (no momentum), "
+                     f"without weight decay, clipping or EMA; got {type(optimizer).__name__} "
+                     f"with {extras or config}.")
+
+
+def _apply_rule(rule: dict, params, grads, slots, step):
+    # One elementwise update of every parameter, as Keras' Adam or SGD computes it.
+    import tensorflow as tf
+
+    rate = rule["rate"]
+    rate = rate(step) if callable(rate) else rate
+    rate = tf.cast(rate, tf.float32)
+    if rule["name"] == "sgd":
+        return [p - rate * g for p, g in zip(params, grads)], slots
+    local_step = tf.cast(step + 1, tf.float32)
+    beta_1 = tf.constant(rule["beta_1"], tf.float32)
+    beta_2 = tf.constant(rule["beta_2"], tf.float32)
+    alpha = rate * tf.sqrt(1 - tf.pow(beta_2, local_step)) / (1 - tf.pow(beta_1, local_step))
+    new_params, new_m, new_v = [], [], []
+    for p, g, m, v in zip(params, grads, slots[0], slots[1]):
+        m = m + (g - m) * (1 - beta_1)
+        v = v + (tf.square(g) - v) * (1 - beta_2)
+        new_params.append(p - (m * alpha) / (tf.sqrt(v) + rule["epsilon"]))
+        new_m.append(m)
+        new_v.append(v)
+    return new_params, [new_m, new_v]
 
 
 @dataclass(frozen=True)
@@ -408,7 +484,7 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
                           jit_compile=jit_compile)
         histories = _train_stack(stack, template, seeds, data, progress)
         del stack, models
-        gc.collect()  # the stack's compiled step refers back to it (a cycle)
+        gc.collect()  # the stack's compiled step refers back to it (a cycle): free it now
         for i in members:
             history = histories[seeds.index(runs[i].seed)]
             if cache_dir is not None:

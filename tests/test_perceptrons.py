@@ -227,7 +227,7 @@ def test_stack_rrelu_noise_is_uniform_independent_per_seed_and_fresh_every_step(
     assert abs(divisors.mean() - 5.5) < 0.05 and abs(divisors.std() - 5 / np.sqrt(12)) < 0.05
     flat = divisors.reshape(3, -1)
     assert np.abs(np.corrcoef(flat)[np.triu_indices(3, 1)]).max() < 0.02  # seeds independent
-    stack.steps.assign_add(1)
+    stack.steps += 1
     again = -1.0 / stack._forward(np.ones((40, 4), np.float32), training=True, shared=True).numpy()
     assert abs(np.corrcoef(flat[0], again.reshape(3, -1)[0])[0, 1]) < 0.02  # new step, new draw
     # A seed's noise does not depend on which seeds share its stack.
