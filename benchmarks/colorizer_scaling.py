@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from helpers import collection, data  # noqa: E402
+from helpers import collection, colorizer_cli, data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "colorizer_scaling.json"
@@ -49,16 +48,6 @@ def _book_photos(folder: Path) -> int:
     return n
 
 
-def _ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _train(photos: Path, run: Path, workers: int, args) -> float:
     """One run of the command; the median windows per second after its first checkpoint."""
     threads = 2 // workers
@@ -71,13 +60,10 @@ def _train(photos: Path, run: Path, workers: int, args) -> float:
         procs = [subprocess.Popen(base, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)]
     else:
-        cluster = {"worker": [f"127.0.0.1:{p}" for p in _ports(workers)]}
         procs = [subprocess.Popen(base + ["--strategy", "multiworker"], cwd=ROOT,
-                                  env=dict(env, TF_CONFIG=json.dumps(
-                                      {"cluster": cluster, "task": {"type": "worker",
-                                                                    "index": i}})),
+                                  env=dict(env, TF_CONFIG=tf_config),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for i in range(workers)]
+                 for tf_config in colorizer_cli.local_cluster(workers)]
     for p in procs:
         if p.wait(1800) != 0:
             raise SystemExit(f"a {workers}-worker run failed (exit {p.returncode})")

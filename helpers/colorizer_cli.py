@@ -77,6 +77,29 @@ def make_strategy(name: str):
     raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}.")
 
 
+def local_cluster(n: int) -> list[str]:
+    """``TF_CONFIG`` values for ``n`` workers on this machine (127.0.0.1, free ports).
+
+    Args:
+        n: number of workers.
+
+    Returns:
+        One JSON string per worker, in index order.
+    """
+    import socket
+
+    if n < 1:
+        raise ValueError(f"A cluster needs at least one worker, got n={n}.")
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]}
+    for s in socks:
+        s.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+            for i in range(n)]
+
+
 def task_of(strategy) -> tuple[bool, str]:
     """Whether this process is the chief of its cluster, and a name for its files.
 

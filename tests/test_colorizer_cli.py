@@ -4,7 +4,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -65,6 +64,15 @@ def test_float16_model_is_the_chapters_network_in_float16(network):
     convs = [layer for layer in half.layers if hasattr(layer, "kernel_size")]
     assert convs and all(layer.dtype_policy.name == "mixed_float16" for layer in convs)
     assert half.output.dtype == "float32"  # softmax, and so the loss, stay float32
+
+
+def test_local_cluster_gives_each_worker_its_index_and_distinct_ports():
+    configs = [json.loads(c) for c in colorizer_cli.local_cluster(3)]
+    assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(3)]
+    workers = configs[0]["cluster"]["worker"]
+    assert len(set(workers)) == 3 and all(c["cluster"]["worker"] == workers for c in configs)
+    with pytest.raises(ValueError, match="at least one worker"):
+        colorizer_cli.local_cluster(0)
 
 
 def test_multiworker_needs_tf_config(monkeypatch):
@@ -240,24 +248,11 @@ def test_bad_runs_give_one_clear_error(trained, tmp_path, capsys):
 # ---------------------------------------------------------------- two workers
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _start_workers(folder: Path, run: Path, steps: int, logs: Path) -> list:
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
-    for i in range(2):
+    for i, tf_config in enumerate(colorizer_cli.local_cluster(2)):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT),
-                   TF_CONFIG=json.dumps({"cluster": cluster,
-                                         "task": {"type": "worker", "index": i}}))
+                   TF_CONFIG=tf_config)
         cmd = [sys.executable, "-m", MODULE, "train", "--photos", str(folder), "--out",
                str(run), "--steps", str(steps), "--batch", "8", "--checkpoint-every", "2",
                "--size", "40", "--precision", "float32", "--strategy", "multiworker",
