@@ -484,6 +484,7 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, *, steps: int, ca
         if log:
             log(f"{architecture} {variant}: step {start + n}/{steps}, "
                 f"loss {run['losses'][-1][1]:.3f}")
+    model.train_function = model.test_function = None  # traced graphs: rebuilt if fit again
     steady = run["timing"][1:] or run["timing"]  # the first chunk includes tracing
     steady_s = sum(sec for _, sec in steady)
     return TrainResult(

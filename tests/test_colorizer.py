@@ -143,6 +143,7 @@ def test_a_run_draws_every_window_once_before_any_twice(tmp_path):
         cz.train("regression", windows, BINS, log=interrupt, **args)
     run = cz.train("regression", windows, BINS, **args)
     assert run.steps_trained == steps - 2 and len(run.drawn) == steps * batch
+    assert run.model.train_function is None  # the traced graph is released after training
     assert run.distinct_windows == n
     assert len(np.unique(run.drawn[:n])) == n  # the first pass sees each window once
     np.testing.assert_array_equal(run.drawn, cz.window_order(n, steps * batch, seed=1))
@@ -268,3 +269,17 @@ def test_colorize_keeps_lightness_and_uses_the_predicted_ab():
     np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=2e-3)  # ab = 0 is grey
     with pytest.raises(ValueError, match="RGB"):
         cz.colorize(_Echo(), rgb[..., 0])
+
+
+def test_cpu_bf16_flags_reads_the_cpu_flags(tmp_path, monkeypatch):
+    flags = cz.cpu_bf16_flags()
+    assert set(flags) <= {"avx512_bf16", "amx_bf16", "avx_ne_convert"} and flags == sorted(flags)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx512f amx_bf16 avx512_bf16\n")
+    real = cz.Path
+
+    def fake(path):
+        return cpuinfo if str(path) == "/proc/cpuinfo" else real(path)
+
+    monkeypatch.setattr(cz, "Path", fake)
+    assert cz.cpu_bf16_flags() == ["amx_bf16", "avx512_bf16"]
