@@ -148,6 +148,7 @@ def _rrelu_mlp(seed, lower, upper, batch_norm):
     ("leaky_relu_5.5", False, lambda: keras.optimizers.SGD(0.1)),
     ("elu", True, lambda: keras.optimizers.SGD(0.1)),
     ("gelu", False, lambda: keras.optimizers.Adam(1e-2)),
+    ("relu", True, lambda: keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-2, 20))),
 ])
 def test_stack_equals_separate_keras_runs(activation, batch_norm, optimizer):
     # S seeds in one stacked model end where S Keras models trained alone on the same batches
@@ -244,6 +245,10 @@ def test_stack_rejects_mismatched_models():
         perceptrons.SeedStack([a, b], [0, 1], keras.optimizers.SGD(0.1))
     with pytest.raises(ValueError, match="one noise seed per model"):
         perceptrons.SeedStack([a], [0, 1], keras.optimizers.SGD(0.1))
+    for other in (keras.optimizers.SGD(0.1, momentum=0.9), keras.optimizers.RMSprop(0.1),
+                  keras.optimizers.Adam(0.1, weight_decay=0.01)):
+        with pytest.raises(ValueError, match="Adam .* or plain SGD"):
+            perceptrons.SeedStack([a], [0], other)
     stack = perceptrons.SeedStack([a], [0], keras.optimizers.SGD(0.1))
     with pytest.raises(ValueError, match="seed index"):
         stack.seed_weights(1)
