@@ -223,11 +223,15 @@ def holm(comparisons: Sequence[Comparison], alpha: float = 0.05) -> list[Compari
     """Correct a family of comparisons for multiplicity with Holm's step-down method.
 
     ``p_adjusted`` comes from ``statsmodels.stats.multitest.multipletests(method="holm")``.
-    Each interval is recomputed at confidence ``1 - alpha * p / p_adjusted``: the level
-    Holm's procedure tests that comparison at (``alpha / (m - i + 1)`` for the ``i``-th
-    smallest p-value, or lower where an earlier comparison's adjusted p-value carries over).
-    So an interval excludes zero exactly when ``p_adjusted < alpha``, and the verdicts come
-    from those intervals. (When ``p_adjusted`` is 0 the level is ``1 - alpha / m``.)
+    Each interval is recomputed at confidence ``1 - alpha * p / p_adjusted``, chosen so that
+    an interval excludes zero exactly when ``p_adjusted < alpha``; the verdicts come from
+    those intervals. For a comparison Holm rejects, that level is at least Holm's own step
+    level ``1 - alpha / (m - i + 1)`` for the ``i``-th smallest p-value (higher where an
+    earlier comparison's adjusted p-value carries over). For one it does not reject, and
+    above all where ``p_adjusted`` is capped at 1, the level can fall below that step level
+    (down to ``1 - alpha * p``): such an interval shows that zero is inside it, not a
+    corrected range for the difference, so read its width with care. (When ``p_adjusted``
+    is 0 the level is ``1 - alpha / m``.)
 
     Args:
         comparisons: the chapter's whole family, from :func:`paired` or
