@@ -22,6 +22,7 @@ ids), so running the script again replaces them in place and changes nothing whe
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -97,12 +98,27 @@ def _memory(mb: float) -> str:
     return f"{mb:.0f} MB" if mb < 1000 else f"{mb / 1024:.1f} GB"
 
 
-def cost_source(notebook: str, bench: dict) -> str:
+def source_digest(nb) -> str:
+    """Return a digest of a chapter's own cells (kinds and sources, not this script's cells).
+
+    ``make bench`` records it beside each measurement, so the cost line can tell whether the
+    recorded run measured the chapter as it is now. Outputs, ids and metadata do not count.
+    """
+    digest = hashlib.sha256()
+    for cell in nb.cells:
+        if _managed(cell) is None:
+            digest.update(f"{cell.cell_type}\0{cell.source}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def cost_source(notebook: str, bench: dict, digest: str | None = None) -> str:
     """Return the chapter's "before you run it" line, quoted from `make bench`'s results.
 
     Args:
         notebook: the chapter's file name, e.g. ``01_l1_l2_regularization.ipynb``.
         bench: the parsed ``benchmarks/results/notebooks.json``.
+        digest: the chapter's ``source_digest``; when given and the recorded runs carry
+            another one (or none), the line says they measured an earlier version.
 
     Returns:
         One markdown paragraph.
@@ -113,15 +129,19 @@ def cost_source(notebook: str, bench: dict) -> str:
                 f"(`{BENCH}` has no full- and quick-scale run of `{notebook}`).")
     machine = bench["machine"]
     peak = max(r["peak_rss_mb"] for r in runs.values())
-    return (
-        f"**Before you run it:** *Run All* took {_duration(runs['full']['seconds'])} at full "
-        f"scale and {_duration(runs['quick']['seconds'])} at quick scale (`BOOK_QUICK=1`), with "
-        f"a peak memory of {_memory(peak)}, on a {machine['cpus']}-core machine with "
-        f"{(bench.get('caches') or 'cold').split()[0]} caches, as `make bench` recorded in "
-        f"`{BENCH}`; yours will differ. Downloaded alone or opened in Colab, the notebook's "
-        "first code cell fetches the book and installs its pinned packages first (see the "
-        "README)."
-    )
+    measured = (f"took {_duration(runs['full']['seconds'])} at full scale and "
+                f"{_duration(runs['quick']['seconds'])} at quick scale (`BOOK_QUICK=1`), with a "
+                f"peak memory of {_memory(peak)}, on a {machine['cpus']}-core machine with "
+                f"{(bench.get('caches') or 'cold').split()[0]} caches, as `make bench` recorded "
+                f"in `{BENCH}`")
+    current = digest is None or all(r.get("source") == digest for r in runs.values())
+    if current:
+        first = f"**Before you run it:** *Run All* {measured}; yours will differ."
+    else:
+        first = (f"**Before you run it:** `make bench` has not measured this version of the "
+                 f"chapter yet. An earlier version {measured}; this one may differ a lot.")
+    return (first + " Downloaded alone or opened in Colab, the notebook's first code cell "
+            "fetches the book and installs its pinned packages first (see the README).")
 
 
 def _cell(kind: str, source: str, cell_id: str, tags: list[str]):
@@ -142,7 +162,8 @@ def update(nb, notebook: str, bench: dict) -> None:
     nb.cells = [c for c in nb.cells if _managed(c) is None]
     if not nb.cells or nb.cells[0].cell_type != "markdown":
         raise ValueError(f"{notebook}: the first cell must be the markdown cell with the title.")
-    nb.cells[1:1] = [_cell("markdown", cost_source(notebook, bench), COST_ID, COST_TAGS),
+    cost = cost_source(notebook, bench, source_digest(nb))
+    nb.cells[1:1] = [_cell("markdown", cost, COST_ID, COST_TAGS),
                      _cell("code", setup_source(), SETUP_ID, SETUP_TAGS)]
     nb.nbformat, nb.nbformat_minor = 4, max(nb.nbformat_minor, 5)  # cell ids need 4.5
 
@@ -162,7 +183,7 @@ def stale(path: Path, bench: dict) -> list[str]:
             found[tag].append((i, cell))
     problems = []
     for tag, kind, source, tags, index in [
-            (COST_TAG, "markdown", cost_source(path.name, bench), COST_TAGS, 1),
+            (COST_TAG, "markdown", cost_source(path.name, bench, source_digest(nb)), COST_TAGS, 1),
             (SETUP_TAG, "code", setup_source(), SETUP_TAGS, 2)]:
         if len(found[tag]) != 1:
             problems.append(f"{len(found[tag])} cells tagged {tag!r}, not 1")

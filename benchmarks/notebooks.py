@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +30,8 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
 RESULTS = ROOT / "benchmarks" / "results" / "notebooks.json"
+sys.path.insert(0, str(ROOT / "_ext"))
+from chapter_cells import source_digest  # noqa: E402  (the digest the cost line checks)
 
 
 def _vm_hwm_bytes(pid: int) -> int:
@@ -78,7 +81,15 @@ def run_notebook(path: Path, quick: bool, timeout: int = 1800) -> dict:
         seconds = time.perf_counter() - start
         peak = watcher.stop()
     return {"notebook": path.name, "scale": "quick" if quick else "full",
-            "seconds": round(seconds, 1), "peak_rss_mb": round(peak / 2**20, 1)}
+            "seconds": round(seconds, 1), "peak_rss_mb": round(peak / 2**20, 1),
+            "source": source_digest(nbformat.read(path, as_version=4))}
+
+
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """Return ``old`` with every (notebook, scale) measured again replaced by its new row."""
+    fresh = {(r["notebook"], r["scale"]) for r in new}
+    kept = [r for r in old if (r["notebook"], r["scale"]) not in fresh]
+    return sorted(kept + new, key=lambda r: (r["scale"] != "quick", r["notebook"]))
 
 
 def main() -> None:
@@ -101,6 +112,8 @@ def main() -> None:
     print(f"{'notebook':38s} {'scale':6s} {'seconds':>8s} {'peak MB':>8s}")
     for r in rows:
         print(f"{r['notebook']:38s} {r['scale']:6s} {r['seconds']:8.1f} {r['peak_rss_mb']:8.1f}")
+    if RESULTS.is_file():  # --only or --scale measure part of the book: keep the rest
+        rows = merge_rows(json.loads(RESULTS.read_text())["notebooks"], rows)
     totals = {}
     for r in rows:
         totals[r["scale"]] = round(totals.get(r["scale"], 0) + r["seconds"], 1)

@@ -164,3 +164,30 @@ def test_a_chapter_downloaded_alone_runs_at_quick_scale(tmp_path):
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors, errors[:1]
+
+
+def test_cost_line_says_when_make_bench_measured_an_earlier_version(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"),
+                                         nbformat.v4.new_code_cell("x = 1")])
+    digest = cells.source_digest(nb)
+    rows = [{"notebook": "07_x.ipynb", "scale": s, "seconds": 30.0, "peak_rss_mb": 500.0,
+             "source": digest} for s in ("full", "quick")]
+    bench = {"machine": {"cpus": 2}, "caches": "cold", "notebooks": rows}
+    assert "has not measured this version" not in cells.cost_source("07_x.ipynb", bench, digest)
+    cells.update(nb, "07_x.ipynb", bench)  # the script's own cells do not change the digest
+    assert cells.source_digest(nb) == digest
+    nb.cells[-1].source = "x = 2"
+    edited = cells.source_digest(nb)
+    assert edited != digest
+    line = cells.cost_source("07_x.ipynb", bench, edited)
+    assert "has not measured this version" in line and "30 s at full" in line
+
+
+def test_bench_merges_a_partial_run_into_the_recorded_one():
+    spec = importlib.util.spec_from_file_location("bench_nb", ROOT / "benchmarks/notebooks.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    old = [{"notebook": "01.ipynb", "scale": "full", "seconds": 1.0},
+           {"notebook": "02.ipynb", "scale": "full", "seconds": 2.0}]
+    merged = bench.merge_rows(old, [{"notebook": "02.ipynb", "scale": "full", "seconds": 9.0}])
+    assert [(r["notebook"], r["seconds"]) for r in merged] == [("01.ipynb", 1.0), ("02.ipynb", 9.0)]
