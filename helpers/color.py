@@ -3,8 +3,8 @@
 Lab conversion (``rgb_to_lab`` / ``lab_to_rgb``, D65), the ab grid (``gamut_bins``,
 ``used_bins``), the empirical prior and class rebalancing (``empirical_prior``,
 ``rebalance_weights``), soft targets (``soft_encode``), decoding (``annealed_mean``) and the
-metrics (``error_auc``, ``balanced_error_auc``, ``mean_chroma``, ``soft_cross_entropy``,
-``reliability``). The network, its windows, data, training and tiling are in
+metrics (``error_auc``, ``rebalanced_error_auc``, ``balanced_error_auc``, ``mean_chroma``,
+``soft_cross_entropy``, ``reliability``). The network, its windows, data, training and tiling are in
 ``helpers.colorizer``.
 """
 
@@ -439,10 +439,12 @@ def balanced_auc_from_sums(sums: np.ndarray, counts: np.ndarray) -> float:
 
 def balanced_error_auc(pred_ab: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
                        max_threshold: float = AUC_MAX_THRESHOLD) -> float:
-    """The class-rebalanced AuC: pixels weighted inversely by the frequency of their colour class.
+    """A class-balanced AuC of this book's own: each colour class present counts once.
 
-    The frequency is counted among the pixels scored, so every colour class present carries
-    the same total weight: the result is the mean over classes of each class's AuC.
+    Not the paper's metric (that is ``rebalanced_error_auc``). Pixels are weighted inversely by
+    the frequency of their colour class counted among the pixels scored, so every colour class
+    present carries the same total weight: the result is the mean over classes of each class's
+    AuC.
 
     Args:
         pred_ab: predicted ab, shape ``(..., 2)``.
@@ -454,6 +456,53 @@ def balanced_error_auc(pred_ab: np.ndarray, true_ab: np.ndarray, bins: np.ndarra
         The normalised area, in [0, 1].
     """
     return balanced_auc_from_sums(*class_auc_sums(pred_ab, true_ab, bins, max_threshold))
+
+
+def rebalanced_auc_sums(pred_ab: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
+                        prior: np.ndarray,
+                        max_threshold: float = AUC_MAX_THRESHOLD) -> tuple[float, float]:
+    """The paper's class-rebalanced AuC, as a weighted sum and its total weight.
+
+    Each pixel is weighted by ``rebalance_weights(prior, lam=0)`` of its true colour's nearest
+    bin: inversely by that class's probability under the training prior (the paper's
+    Equation 4 with λ = 0, normalised so the weights average 1 under the prior). Sums add up
+    over photos, so the score of a whole test set is ``sum(sums) / sum(totals)``.
+
+    Args:
+        pred_ab: predicted ab, shape ``(..., 2)``.
+        true_ab: true ab, same shape.
+        bins: bin centres ``(Q, 2)``.
+        prior: the training prior p̃ over the Q bins (every bin non-zero, e.g. smoothed).
+        max_threshold: the largest ab distance of the curve.
+
+    Returns:
+        ``(weighted sum of pixel AuCs, sum of the pixel weights)``.
+    """
+    prior = _check_prior(prior)
+    if len(prior) != len(bins):
+        raise ValueError(f"The prior has {len(prior)} classes but there are {len(bins)} bins; "
+                         "pass the prior computed over these bins.")
+    w = rebalance_weights(prior, lam=0.0)[_nearest_bin_np(np.asarray(true_ab, np.float32), bins)]
+    scores = pixel_auc(pred_ab, true_ab, max_threshold).ravel()
+    return float(np.sum(w * scores)), float(np.sum(w))
+
+
+def rebalanced_error_auc(pred_ab: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
+                         prior: np.ndarray, max_threshold: float = AUC_MAX_THRESHOLD) -> float:
+    """The paper's class-rebalanced AuC of one set of pixels (weights 1/p̃ of the training prior).
+
+    Args:
+        pred_ab: predicted ab, shape ``(..., 2)``.
+        true_ab: true ab, same shape.
+        bins: bin centres ``(Q, 2)``.
+        prior: the training prior p̃ over the Q bins.
+        max_threshold: the largest ab distance of the curve.
+
+    Returns:
+        The weighted normalised area, in [0, 1].
+    """
+    total, weight = rebalanced_auc_sums(pred_ab, true_ab, bins, prior, max_threshold)
+    return total / weight
 
 
 def mean_chroma(ab: np.ndarray) -> float:

@@ -189,6 +189,29 @@ def test_balanced_auc_is_the_mean_over_colour_classes():
     assert color.balanced_auc_from_sums(s1, c1) == pytest.approx(1.0)  # grey only
 
 
+def test_rebalanced_auc_weights_pixels_by_the_inverse_training_prior():
+    bins = np.array([[0.0, 0.0], [50.0, 0.0]], np.float32)
+    prior = np.array([0.8, 0.2])  # the training prior: red is four times rarer than grey
+    # 9 grey pixels predicted exactly, one red pixel predicted grey (50 away)
+    true = np.concatenate([np.zeros((9, 2)), [[50.0, 0.0]]])
+    pred = np.zeros_like(true)
+    red = (150 - 50 + 0.5) / 150
+    # weights 1/0.8 and 1/0.2, whatever the frequencies in the scored pixels
+    want = (9 / 0.8 + red / 0.2) / (9 / 0.8 + 1 / 0.2)
+    assert color.rebalanced_error_auc(pred, true, bins, prior) == pytest.approx(want)
+    assert color.rebalanced_error_auc(true, true, bins, prior) == pytest.approx(1.0)
+    # a uniform prior gives the plain AuC, and the per-photo balanced variant differs from it
+    assert color.rebalanced_error_auc(pred, true, bins, np.array([0.5, 0.5])) == pytest.approx(
+        color.error_auc(pred, true))
+    assert color.balanced_error_auc(pred, true, bins) != pytest.approx(want)
+    # sums over two sets of pixels pool to the score of all of them
+    (n1, d1), (n2, d2) = (color.rebalanced_auc_sums(pred[s], true[s], bins, prior)
+                          for s in (slice(0, 4), slice(4, None)))
+    assert (n1 + n2) / (d1 + d2) == pytest.approx(want)
+    with pytest.raises(ValueError, match="prior computed over these bins"):
+        color.rebalanced_error_auc(pred, true, bins, np.array([0.5, 0.25, 0.25]))
+
+
 def test_metrics_reject_mismatched_shapes_and_bad_weights():
     with pytest.raises(ValueError, match="same shape"):
         color.error_auc(np.zeros((3, 2)), np.zeros((4, 2)))
