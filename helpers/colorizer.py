@@ -44,8 +44,10 @@ CONTEXT_STRIDE = 8
 VARIANTS = ("regression", "classification", "rebalanced")
 """The three training variants the paper compares."""
 
-ARCHITECTURES = ("post", "context")
-"""The two networks: the post's eight convolutions and the context network."""
+ARCHITECTURES = ("post", "context", "local")
+"""The networks: the post's eight convolutions, the context network, and its local control
+(the context network's stride, padding, output resolution and targets, with a receptive field
+about the post's)."""
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -101,7 +103,8 @@ def _check_build(q: int, variant: str, precision: str, architecture: str) -> Non
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be 'float32' or 'mixed_bfloat16', got {precision!r}.")
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be 'post' or 'context', got {architecture!r}.")
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, "
+                         f"got {architecture!r}.")
 
 
 def _head(x, q: int, variant: str, precision: str, kernel: int):
@@ -142,6 +145,38 @@ def _context_body(x, q: int, precision: str):
     return keras.layers.Conv2D(w, 3, name="refine", **conv)(x)  # at 1/4 resolution
 
 
+def _local_body(x, q: int, precision: str):
+    import keras
+
+    w, u = context_width(q), local_width(q)
+    conv = dict(activation="relu", padding="same", dtype=precision)
+    for i, width in enumerate((w // 4, w // 2, w)):  # the context network's encoder, unchanged
+        x = keras.layers.Conv2D(width, 3, strides=2, name=f"down{i + 1}", **conv)(x)
+    for i in range(3):  # 1×1 where the context network has its dilated 3×3 convolutions
+        x = keras.layers.Conv2D(u, 1, name=f"mix{i + 1}", **conv)(x)
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear", dtype=precision, name="up")(x)
+    return keras.layers.Conv2D(u, 1, name="refine", **conv)(x)  # at 1/4 resolution
+
+
+def local_width(q: int) -> int:
+    """Width of the local control's 1×1 layers that brings its weights closest to the context
+    network's (a multiple of 4)."""
+    w = context_width(q)
+    target = _context_weights(q, w)
+    encoder = 9 * (w // 4) + (w // 4) + 9 * (w // 4) * (w // 2) + (w // 2) + 9 * (w // 2) * w + w
+
+    def weights(u: int) -> int:  # encoder, three 1×1 mixes, 1×1 refine, 1×1 head over Q
+        return encoder + (w * u + u) + 3 * (u * u + u) + (u * q + q)
+
+    return min(range(4, 8 * w + 4, 4), key=lambda u: abs(weights(u) - target))
+
+
+def _context_weights(q: int, w: int) -> int:
+    """Weights of the classification context network of width ``w`` (kernels and biases)."""
+    convs = [(1, w // 4, 9), (w // 4, w // 2, 9), (w // 2, w, 9)] + [(w, w, 9)] * 4 + [(w, q, 1)]
+    return sum(k * cin * cout + cout for cin, cout, k in convs)
+
+
 def build_model(q: int, variant: str = "classification", precision: str = "float32",
                 architecture: str = "post") -> tf.keras.Model:
     """Build a colorization network over the Q ab bins.
@@ -149,14 +184,19 @@ def build_model(q: int, variant: str = "classification", precision: str = "float
     ``"post"``: 8 unpadded 3×3 convolutions, widths Q/8, 2Q/8, ..., Q, 32×32 L → 16×16 output.
     ``"context"``: three stride-2 convolutions, three dilated ones (rates 1, 2, 4), a bilinear
     upsampling and a 3×3 convolution: any L image whose sides are multiples of 8 → output at
-    a quarter of its resolution. The input is ``L − 50`` in both.
+    a quarter of its resolution.
+    ``"local"``: the control for the context network: the same encoder, stride, padding,
+    output resolution and targets, but 1×1 convolutions (widened to about the same number of
+    weights) where the context network has its dilated 3×3 ones and its last 3×3, so that
+    its receptive field (23 px) is about the post network's (17 px).
+    The input is ``L − 50`` in all three.
 
     Args:
         q: number of ab bins Q (sets the widths, even for regression).
         variant: ``"classification"`` (softmax over Q bins) or ``"regression"`` (2 ab values).
         precision: ``"float32"`` or ``"mixed_bfloat16"`` (the convolutions compute in
             bfloat16 with float32 weights; the softmax and the outputs stay float32).
-        architecture: ``"post"`` or ``"context"``.
+        architecture: ``"post"``, ``"context"`` or ``"local"``.
 
     Returns:
         An uncompiled Keras model named ``colorizer_<architecture>_<variant>``.
@@ -169,16 +209,20 @@ def build_model(q: int, variant: str = "classification", precision: str = "float
     x = keras.layers.Rescaling(1.0, offset=-50.0, name="L_minus_50")(inputs)
     if architecture == "post":
         outputs = _head(_post_body(x, q, precision), q, variant, precision, 3)
-    else:
+    elif architecture == "context":
         outputs = _head(_context_body(x, q, precision), q, variant, precision, 1)
+    else:
+        outputs = _head(_local_body(x, q, precision), q, variant, precision, 1)
     return keras.Model(inputs, outputs, name=f"colorizer_{architecture}_{variant}")
 
 
 def receptive_field(model: tf.keras.Model) -> int:
     """Side (input pixels) of the square of input that one output pixel depends on.
 
-    Computed layer by layer from kernel sizes, dilation rates and strides (upsampling adds
-    nothing): ``r += (kernel − 1) · dilation · jump`` and ``jump *= stride``.
+    Computed layer by layer from kernel sizes, dilation rates and strides:
+    ``r += (kernel − 1) · dilation · jump`` and ``jump *= stride``. A bilinear upsampling
+    interpolates between two neighbours of its lower-resolution input, so it adds one step
+    of that input (``r += jump``) before ``jump /= size``; a nearest one adds nothing.
 
     Args:
         model: a model from ``build_model`` (a chain of convolutions).
@@ -192,12 +236,15 @@ def receptive_field(model: tf.keras.Model) -> int:
             r += (layer.kernel_size[0] - 1) * layer.dilation_rate[0] * jump
             jump *= layer.strides[0]
         elif hasattr(layer, "size") and hasattr(layer, "interpolation"):  # UpSampling2D
+            if layer.interpolation != "nearest":
+                r += jump
             jump = max(1, jump // layer.size[0])
     return r
 
 
 def _is_context(model) -> bool:
-    return getattr(model, "name", "").startswith("colorizer_context")
+    """True for the fully convolutional networks (context and local) that colour whole images."""
+    return getattr(model, "name", "").startswith(("colorizer_context", "colorizer_local"))
 
 
 # ---------------------------------------------------------------- windows and targets

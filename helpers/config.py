@@ -83,7 +83,7 @@ def is_live() -> bool:
     return os.environ.get("BOOK_BUILD", "0") != "1" and not is_quick()
 
 
-CACHE_VERSION: int = 2
+CACHE_VERSION: int = 3
 """Part of every cache key: bump it when training code changes what a cached result holds."""
 
 

@@ -37,9 +37,50 @@ def test_post_model_maps_32_px_windows_to_16_px_distributions():
 
 def test_receptive_fields_computed_from_the_layers():
     assert cz.receptive_field(cz.build_model(24)) == 17  # 8 unpadded 3x3: 1 + 8 * 2
-    # 3 stride-2 3x3 (15 px, jump 8), dilated 1, 2, 4 (+16, +32, +64), upsampling to jump 4,
-    # a 3x3 (+8), a 1x1 head
-    assert cz.receptive_field(cz.build_model(24, architecture="context")) == 135
+    # 3 stride-2 3x3 (15 px, jump 8), dilated 1, 2, 4 (+16, +32, +64), bilinear upsampling
+    # (+8: two neighbours at jump 8, then jump 4), a 3x3 (+8), a 1x1 head
+    assert cz.receptive_field(cz.build_model(24, architecture="context")) == 143
+    # the local control: the same encoder (15 px), 1x1 convolutions, the upsampling (+8)
+    assert cz.receptive_field(cz.build_model(24, architecture="local")) == 23
+
+
+@pytest.mark.parametrize("architecture", ["context", "local"])
+def test_receptive_field_of_the_whole_image_networks_by_their_gradients(architecture):
+    """Independent of ``receptive_field``: the input square one output pixel depends on."""
+    import tensorflow as tf
+
+    model = cz.build_model(16, architecture=architecture)
+    x = tf.Variable(np.random.default_rng(4).random((1, 256, 256, 1)).astype(np.float32) * 100)
+    with tf.GradientTape() as tape:
+        out = tf.reduce_sum(model(x)[0, 32, 33] * tf.range(16, dtype=tf.float32))
+    g = np.abs(tape.gradient(out, x).numpy()[0, ..., 0]) > 0
+    rows, cols = np.flatnonzero(g.any(1)), np.flatnonzero(g.any(0))
+    assert rows.max() - rows.min() + 1 == cz.receptive_field(model)
+    assert cols.max() - cols.min() + 1 == cz.receptive_field(model)
+
+
+def test_local_control_differs_from_the_context_network_only_in_its_receptive_field():
+    """Same encoder, stride, output resolution and output for any size; ~ the same weights."""
+    import tensorflow as tf
+
+    context = cz.build_model(150, architecture="context")
+    local = cz.build_model(150, architecture="local")
+    assert 0.95 < local.count_params() / context.count_params() < 1.05
+    assert cz._context_weights(150, cz.context_width(150)) == context.count_params()
+    for name in ("down1", "down2", "down3"):
+        assert local.get_layer(name).get_config()["kernel_size"] == (3, 3)
+        assert local.get_layer(name).kernel.shape == context.get_layer(name).kernel.shape
+    x = tf.Variable(np.random.default_rng(3).random((1, 96, 64, 1)).astype(np.float32) * 100)
+    with tf.GradientTape() as tape:
+        y = local(x)
+        assert y.shape == (1, 24, 16, 150)
+        out = y[0, 12, 8, 0]
+    g = np.abs(tape.gradient(out, x).numpy()[0, ..., 0]) > 0
+    rows, cols = np.flatnonzero(g.any(1)), np.flatnonzero(g.any(0))
+    assert rows.max() - rows.min() + 1 <= 23 and cols.max() - cols.min() + 1 <= 23
+    assert cz._is_context(local) and not cz._is_context(cz.build_model(150))
+    with pytest.raises(ValueError, match="post, context, local"):
+        cz.build_model(150, architecture="wide")
 
 
 def test_receptive_field_by_perturbing_the_input():
