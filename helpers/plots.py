@@ -39,6 +39,7 @@ COLORS: dict[str, str] = {
     "classification": "#0072B2",
     "rebalanced": "#D55E00",
     "context_rebalanced": "#009E73",
+    "local_rebalanced": "#CC79A7",
     "prior_only": "#4D4D4D",
     # deployment formats (freezing chapter)
     "keras": "#D55E00",
@@ -64,7 +65,8 @@ LABELS: dict[str, str] = {
     "softmax": "Softmax", "l1": "L1", "l2": "L2", "elastic_net": "Elastic net",
     "none": "No penalty", "regression": "L2 regression", "classification": "Classification",
     "rebalanced": "Classification, rebalanced",
-    "context_rebalanced": "Context network, rebalanced", "prior_only": "Training prior only",
+    "context_rebalanced": "Context network, rebalanced",
+    "local_rebalanced": "Local control, rebalanced", "prior_only": "Training prior only",
     "keras": "Keras (.keras), eager", "savedmodel": "SavedModel",
     "frozen_graph": "Frozen GraphDef",
     "tflite_float": "TFLite float", "tflite_dynamic": "TFLite dynamic-range",
