@@ -138,8 +138,34 @@ def _resolve(activation: str) -> tuple[str, dict]:
         return CONFIGS[activation]
     if activation in activations.ACTIVATIONS:
         return activation, {}
+    others = [name for name in activations.ACTIVATIONS if name not in CONFIGS]
     raise ValueError(f"Unknown activation {activation!r}; choose one of "
-                     f"{', '.join(CONFIGS)} (or {', '.join(activations.ACTIVATIONS)}).")
+                     f"{', '.join(list(CONFIGS) + others)}.")
+
+
+def train_subset(n_available: int, n: int, seed: int) -> np.ndarray:
+    """Return a seed's own training subset: ``n`` sorted indices out of ``n_available``.
+
+    The subset depends only on ``(n_available, n, seed)``, so every configuration run with the
+    same seed trains on the same images (the comparisons stay paired), and different seeds
+    draw different images.
+
+    Args:
+        n_available: number of training images to draw from.
+        n: subset size, between 1 and ``n_available``.
+        seed: the run's seed.
+
+    Returns:
+        An int64 array of ``n`` distinct indices in increasing order.
+    """
+    if not 1 <= n <= n_available:
+        raise ValueError(f"A training subset needs between 1 and {n_available} images (the "
+                         f"training images available), got n_train={n}.")
+    rng = np.random.default_rng([seed, _SUBSET_STREAM])
+    return np.sort(rng.choice(n_available, size=n, replace=False)).astype(np.int64)
+
+
+_SUBSET_STREAM = 0x5EED  # keeps the subset draw apart from batch_order's (seed, epoch) streams
 
 
 def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
@@ -210,6 +236,7 @@ class SeedStack:
         self.steps = 0
         self._step = tf.function(self._train_step, jit_compile=jit_compile)
         self._logits = tf.function(self._inference_logits, jit_compile=jit_compile)
+        self._logits_own = tf.function(self._inference_logits_own, jit_compile=jit_compile)
 
     def _apply(self, values, h, training: bool, shared: bool, step):
         # shared: h is (batch, features), the same input for every seed (evaluation);
@@ -273,6 +300,9 @@ class SeedStack:
     def _inference_logits(self, values, x):
         return self._apply(values, x, False, True, 0)[0]
 
+    def _inference_logits_own(self, values, x):  # x: (S, n, features), each seed its own
+        return self._apply(values, x, False, False, 0)[0]
+
     def _forward(self, h, training: bool, shared: bool):
         # The network's output on h with the current weights (no update); for tests.
         import tensorflow as tf
@@ -308,8 +338,9 @@ class SeedStack:
         """Return every seed's mean cross-entropy and accuracy on ``(x, y)`` in inference mode.
 
         Args:
-            x: inputs, shape ``(n, features)``, shared by every seed.
-            y: integer labels, shape ``(n,)``.
+            x: inputs, shape ``(n, features)`` shared by every seed, or ``(S, n, features)``,
+                each seed scored on its own examples (e.g. its own training subset).
+            y: integer labels, shape ``(n,)``, or ``(S, n)`` with per-seed inputs.
             chunk: examples per forward pass (bounds the memory).
 
         Returns:
@@ -317,15 +348,28 @@ class SeedStack:
         """
         import tensorflow as tf
 
+        x, y = np.asarray(x), np.asarray(y)
+        own = x.ndim == 3
+        if own and (x.shape[0] != self.size or y.shape != x.shape[:2]):
+            raise ValueError(f"Per-seed inputs need shape (S={self.size}, n, features) with "
+                             f"labels (S, n); got {x.shape} and {y.shape}.")
+        if not own and (x.ndim != 2 or y.shape != x.shape[:1]):
+            raise ValueError(f"Shared inputs need shape (n, features) with labels (n,); got "
+                             f"{x.shape} and {y.shape}.")
+        n = x.shape[1] if own else len(x)
         loss, correct = np.zeros(self.size), np.zeros(self.size)
-        for start in range(0, len(x), chunk):
-            xb, yb = x[start:start + chunk], y[start:start + chunk]
-            logits = self._logits(self.values, tf.constant(xb))
-            labels = np.broadcast_to(yb, (self.size, len(yb)))
+        for start in range(0, n, chunk):
+            if own:
+                xb, yb = x[:, start:start + chunk], y[:, start:start + chunk]
+                logits = self._logits_own(self.values, tf.constant(xb))
+            else:
+                xb, yb = x[start:start + chunk], y[start:start + chunk]
+                logits = self._logits(self.values, tf.constant(xb))
+            labels = np.broadcast_to(yb, logits.shape[:2])
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
             loss += tf.reduce_sum(ce, axis=1).numpy()
-            correct += (np.argmax(logits.numpy(), -1) == yb).sum(axis=1)
-        return loss / len(x), correct / len(x)
+            correct += (np.argmax(logits.numpy(), -1) == labels).sum(axis=1)
+        return loss / n, correct / n
 
     def seed_weights(self, s: int) -> list[np.ndarray]:
         """Return seed ``s``'s weights in the order of its Keras model's ``get_weights()``."""
@@ -385,9 +429,12 @@ def _apply_rule(rule: dict, params, grads, slots, step):
 class RunConfig:
     """Everything that defines one training run (and its cache key).
 
-    ``eval_every`` epochs (and after the last) the run is scored in inference mode on the first
-    ``n_eval_train`` training images and the first ``n_curve_test`` test images (0: all of
-    them), for its learning curves; after the last epoch also on every test image.
+    ``n_train`` 0 trains every seed on all the data's training images; a positive ``n_train``
+    trains seed ``s`` on its own ``train_subset(len(x_train), n_train, s)``, the same images
+    for that seed in every configuration. ``eval_every`` epochs (and after the last) the run is
+    scored in inference mode on the first ``n_eval_train`` of its training images and the
+    first ``n_curve_test`` test images (0: all of them), for its learning curves; after the
+    last epoch also on every test image.
     """
 
     activation: str
@@ -403,9 +450,13 @@ class RunConfig:
     initializer: str = "glorot_uniform"
     n_curve_test: int = 0
     schedule: str = "constant"
+    n_train: int = 0
 
     def __post_init__(self):
         _resolve(self.activation)
+        if int(self.n_train) < 0:
+            raise ValueError(f"n_train must be 0 (every training image, shared by all seeds) or "
+                             f"a positive subset size per seed, got {self.n_train}.")
         for field in ("epochs", "batch_size", "n_eval_train", "eval_every"):
             if int(getattr(self, field)) < 1:
                 raise ValueError(f"{field} must be a positive integer, got "
@@ -429,9 +480,28 @@ class RunConfig:
 
 
 def run_key(run: RunConfig, data: dict[str, np.ndarray]) -> str:
-    """Return the cache key of a run on a dataset (``config.cache_key`` of both)."""
-    return config.cache_key({"perceptron_run": asdict(run)}, data["x_train"], data["y_train"],
-                            data["x_test"], data["y_test"])
+    """Return the cache key of a run on a dataset (``config.cache_key`` of the run and its data).
+
+    With a per-seed subset (``run.n_train > 0``) only the seed's own training images enter the
+    key, so that a key costs no hash of the whole training set.
+    """
+    return _run_key(run, data, _test_digest(data))
+
+
+def _test_digest(data: dict[str, np.ndarray]) -> str:
+    return config.cache_key({"test_set": True}, data["x_test"], data["y_test"])
+
+
+def _run_key(run: RunConfig, data: dict[str, np.ndarray], test_digest: str) -> str:
+    index = _train_index(run, len(data["x_train"]))
+    x, y = (data["x_train"], data["y_train"]) if index is None else \
+        (data["x_train"][index], data["y_train"][index])
+    return config.cache_key({"perceptron_run": asdict(run), "test_set": test_digest}, x, y)
+
+
+def _train_index(run: RunConfig, n_available: int) -> np.ndarray | None:
+    # The run's own training images (None: all of them).
+    return train_subset(n_available, run.n_train, run.seed) if run.n_train else None
 
 
 def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
@@ -440,9 +510,10 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
     """Train perceptrons (or read them from the cache), all seeds of a configuration at once.
 
     Runs that differ only in their seed are trained together as one ``SeedStack``: each seed
-    starts from ``build_mlp(seed=...)``'s weights, sees its own data order (``batch_order``)
-    and its own RReLU noise, and is updated by its own Adam (learning rate constant or
-    cosine-decayed to zero, ``RunConfig.schedule``), all in one compiled step.
+    starts from ``build_mlp(seed=...)``'s weights, trains on its own images (all of them, or
+    its own ``train_subset`` when ``RunConfig.n_train > 0``) in its own order
+    (``batch_order``) with its own RReLU noise, and is updated by its own Adam (learning rate
+    constant or cosine-decayed to zero, ``RunConfig.schedule``), all in one compiled step.
 
     Args:
         runs: the configurations, in any order.
@@ -457,15 +528,22 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
         ``RunConfig``); ``final_test_loss`` and ``final_test_acc`` on every test image;
         ``batch_loss``, each epoch's mean training-mode loss on its batches; ``seconds``
         (its share of its stack's training time, evaluation included); ``stack`` (seeds
-        trained together); ``cached`` (True if read from disk).
+        trained together); ``train_index``, the run's training images as indices into
+        ``data["x_train"]`` (only with ``n_train > 0``); ``cached`` (True if read from disk).
     """
     import keras
 
     progress = config.is_live() if progress is None else progress
     results: dict[int, dict] = {}
     groups: dict[RunConfig, list[int]] = {}
+    for run in runs:
+        if run.n_train > len(data["x_train"]):
+            raise ValueError(f"n_train={run.n_train} exceeds the {len(data['x_train'])} "
+                             f"training images of the data; load more or ask for fewer.")
+    digest = _test_digest(data) if cache_dir is not None else ""
+    keys = [_run_key(run, data, digest) if cache_dir is not None else "" for run in runs]
     for i, run in enumerate(runs):
-        path = Path(cache_dir) / f"{run_key(run, data)}.json" if cache_dir is not None else None
+        path = Path(cache_dir) / f"{keys[i]}.json" if cache_dir is not None else None
         if path is not None and path.is_file():
             results[i] = dict(json.loads(path.read_text()), cached=True)
         else:
@@ -478,7 +556,8 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
                             initializer=template.initializer, **dims) for s in seeds]
         rate = template.learning_rate
         if template.schedule == "cosine":
-            total = template.epochs * (len(data["x_train"]) // template.batch_size)
+            n_seen = template.n_train or len(data["x_train"])
+            total = template.epochs * (n_seen // template.batch_size)
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total)
         stack = SeedStack(models, [s * 1000 + 500 for s in seeds], keras.optimizers.Adam(rate),
                           jit_compile=jit_compile)
@@ -488,7 +567,7 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
         for i in members:
             history = histories[seeds.index(runs[i].seed)]
             if cache_dir is not None:
-                (Path(cache_dir) / f"{run_key(runs[i], data)}.json").write_text(
+                (Path(cache_dir) / f"{keys[i]}.json").write_text(
                     json.dumps(history))
             results[i] = dict(history, cached=False)
     return [results[i] for i in range(len(runs))]
@@ -503,8 +582,21 @@ def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
     import tensorflow as tf
 
     x_train, y_train = data["x_train"], data["y_train"]
-    x_all, y_all = tf.constant(x_train), tf.constant(y_train)
-    n_eval = min(run.n_eval_train, len(x_train))
+    own = [_train_index(RunConfig(**dict(asdict(run), seed=s)), len(x_train)) for s in seeds]
+    if run.n_train:  # keep only the rows some seed trains on; index them locally
+        used = np.unique(np.concatenate(own))
+        x_all, y_all = tf.constant(x_train[used]), tf.constant(y_train[used])
+        local = [np.searchsorted(used, index) for index in own]
+    else:
+        x_all, y_all = tf.constant(x_train), tf.constant(y_train)
+        local = [np.arange(len(x_train)) for _ in seeds]
+    n_seen = len(local[0])
+    n_eval = min(run.n_eval_train, n_seen)
+    if run.n_train:  # each seed scored on the first n_eval of its own training images
+        eval_x = np.stack([x_train[index[:n_eval]] for index in own])
+        eval_y = np.stack([y_train[index[:n_eval]] for index in own])
+    else:
+        eval_x, eval_y = x_train[:n_eval], y_train[:n_eval]
     keys = ("train_loss", "train_acc", "test_loss", "test_acc")
     n_curve = run.n_curve_test or len(data["x_test"])
     histories = [{"epochs": [], "batch_loss": [], **{k: [] for k in keys}} for _ in seeds]
@@ -517,15 +609,16 @@ def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
     evals = set(run.eval_epochs())
     start = time.perf_counter()
     for epoch in range(run.epochs):
-        order = tf.constant(np.stack([batch_order(len(x_train), run.batch_size, s, epoch)
-                                      for s in seeds], axis=1))  # (steps, S, batch)
+        order = tf.constant(np.stack([index[batch_order(n_seen, run.batch_size, s, epoch)]
+                                      for index, s in zip(local, seeds)], axis=1))
+        # order: (steps, S, batch) rows of x_all
         losses = [stack.train_step(tf.gather(x_all, idx), tf.gather(y_all, idx))
                   for idx in order]
         batch_loss = np.mean(np.stack(losses), axis=0)
         for s, history in enumerate(histories):
             history["batch_loss"].append(float(batch_loss[s]))
         if epoch + 1 in evals:
-            scores = (stack.evaluate(x_train[:n_eval], y_train[:n_eval])
+            scores = (stack.evaluate(eval_x, eval_y)
                       + stack.evaluate(data["x_test"][:n_curve], data["y_test"][:n_curve]))
             for s, history in enumerate(histories):
                 history["epochs"].append(epoch + 1)
@@ -542,6 +635,8 @@ def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
     for s, history in enumerate(histories):
         history["final_test_loss"], history["final_test_acc"] = (float(v[s]) for v in final)
     seconds = (time.perf_counter() - start) / len(seeds)
-    for history in histories:
+    for history, index in zip(histories, own):
         history.update(seconds=seconds, stack=len(seeds))
+        if index is not None:
+            history["train_index"] = index.tolist()
     return histories

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -301,3 +303,68 @@ def test_train_runs_result_of_a_seed_does_not_depend_on_its_stack():
     full = perceptrons.train_runs([_run(1, epochs=5, eval_every=2)], data, progress=False)[0]
     assert full["final_test_acc"] == full["test_acc"][-1]
     assert full["final_test_acc"] == pytest.approx(sparse["final_test_acc"], abs=1e-9)
+
+
+def test_unknown_activation_message_lists_every_name_once():
+    with pytest.raises(ValueError) as err:
+        perceptrons.build_mlp("rrleu")
+    listed = str(err.value).split("choose one of ", 1)[1].rstrip(".").split(", ")
+    assert len(listed) == len(set(listed)), listed
+    assert set(listed) == set(perceptrons.CONFIGS) | set(activations.ACTIVATIONS)
+
+
+def test_train_subset_is_per_seed_reproducible_and_checked():
+    a = perceptrons.train_subset(1000, 100, seed=0)
+    assert a.shape == (100,) and len(set(a)) == 100 and np.all(np.diff(a) > 0)
+    assert a.min() >= 0 and a.max() < 1000
+    np.testing.assert_array_equal(a, perceptrons.train_subset(1000, 100, seed=0))
+    assert len(set(a) & set(perceptrons.train_subset(1000, 100, seed=1))) < 50
+    with pytest.raises(ValueError, match="between 1 and 1000"):
+        perceptrons.train_subset(1000, 1001, seed=0)
+    with pytest.raises(ValueError, match="n_train"):
+        perceptrons.RunConfig("relu", batch_norm=False, seed=0, n_train=-1)
+    with pytest.raises(ValueError, match="exceeds"):
+        perceptrons.train_runs([_run(0, n_train=10**4)], _toy_data(), progress=False)
+
+
+def test_train_runs_gives_each_seed_its_own_subset_paired_across_configurations():
+    # Seed s trains on train_subset(s) in every configuration: its result equals a run on the
+    # data cut down to that subset. Were the seeds to share one subset, seed 1 (whose subset
+    # differs from seed 0's) would not match its own cut-down run.
+    data, n = _toy_data(400, 8), 60
+    plan = [_run(s, n_train=n, activation=a, schedule="cosine", n_eval_train=40)
+            for a in ("rrelu", "elu") for s in (0, 1)]
+    out = perceptrons.train_runs(plan, data, progress=False)
+    subsets = {s: perceptrons.train_subset(len(data["x_train"]), n, s) for s in (0, 1)}
+    assert not np.array_equal(subsets[0], subsets[1])
+    for run, result in zip(plan, out):
+        assert result["train_index"] == subsets[run.seed].tolist()
+        own = dict(data, x_train=data["x_train"][subsets[run.seed]],
+                   y_train=data["y_train"][subsets[run.seed]])
+        alone = perceptrons.train_runs([dataclasses.replace(run, n_train=0)], own,
+                                       progress=False)[0]
+        for key in ("batch_loss", "train_loss", "train_acc", "test_loss", "final_test_acc"):
+            np.testing.assert_allclose(result[key], alone[key], rtol=1e-4, atol=1e-5)
+    assert out[0]["train_loss"] != out[1]["train_loss"]
+    # The cache key sees the subset: another seed or size is another key.
+    assert perceptrons.run_key(plan[0], data) != perceptrons.run_key(
+        dataclasses.replace(plan[0], n_train=n + 20), data)
+
+
+def test_stack_evaluates_each_seed_on_its_own_inputs():
+    data, seeds = _toy_data(200, 8), (0, 1, 2)
+    make = lambda s: perceptrons.build_mlp("relu", batch_norm=True, hidden=(16,),  # noqa: E731
+                                           input_dim=8, num_classes=2, seed=s)
+    stack = perceptrons.SeedStack([make(s) for s in seeds], list(seeds),
+                                  keras.optimizers.Adam(1e-2))
+    _train_side_by_side([], stack, data, seeds, epochs=1)
+    x, y = data["x_test"], data["y_test"]
+    parts = [slice(0, 30), slice(30, 60), slice(60, 90)]
+    loss, acc = stack.evaluate(np.stack([x[p] for p in parts]), np.stack([y[p] for p in parts]),
+                               chunk=7)
+    for i, p in enumerate(parts):
+        shared_loss, shared_acc = stack.evaluate(x[p], y[p])
+        assert acc[i] == pytest.approx(shared_acc[i]) and loss[i] == pytest.approx(
+            shared_loss[i], rel=1e-5)
+    with pytest.raises(ValueError, match="Per-seed inputs"):
+        stack.evaluate(np.stack([x[p] for p in parts[:2]]), np.stack([y[p] for p in parts[:2]]))
