@@ -54,6 +54,54 @@ def test_gamut_bins_are_grid_points_and_contain_grey():
     assert 200 < len(bins) < 313  # sRGB covers fewer bins than the paper's 313
 
 
+def test_gamut_bins_from_the_cube_faces_reach_the_bins_of_the_whole_cube():
+    cube = {tuple(b) for b in color.gamut_bins(10, levels=16)}
+    faces = {tuple(b) for b in color.gamut_bins(10, levels=64, faces=True)}
+    assert cube <= faces  # the projection of the solid is that of its surface
+    assert len(color.gamut_bins(10, levels=16, faces=True)) <= len(cube)  # 1,536 vs 4,096 colours
+
+
+def test_squares_meeting_a_polygon_by_hand():
+    rect = np.array([[-3, -3], [12, -3], [12, 3], [-3, 3]], float)  # a from -3 to 12, b within 3
+    np.testing.assert_array_equal(color._squares_meeting_polygon(rect, 10), [[0, 0], [10, 0]])
+    # a diamond |a| + |b| <= 7: its bounding box meets the diagonal squares, the diamond does not
+    diamond = np.array([[7, 0], [0, 7], [-7, 0], [0, -7]], float)
+    got = {tuple(c) for c in color._squares_meeting_polygon(diamond, 10)}
+    assert got == {(0, 0), (10, 0), (-10, 0), (0, 10), (0, -10)}
+
+
+def test_squares_meeting_a_polygon_agree_with_dense_points_inside_it():
+    from scipy.spatial import Delaunay
+
+    rng = np.random.default_rng(3)
+    pts = rng.normal(0, 30, (12, 2))
+    from scipy.spatial import ConvexHull
+
+    poly = pts[ConvexHull(pts).vertices]
+    got = {tuple(c) for c in color._squares_meeting_polygon(poly, 10)}
+    g = np.arange(-110, 110.01, 0.25)
+    grid = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    inside = grid[Delaunay(poly).find_simplex(grid) >= 0]
+    dense = {tuple(c) for c in (np.round(inside / 10) * 10).astype(np.float32)}
+    assert dense <= got  # every square holding a point of the polygon meets it
+    assert len(got - dense) <= 2  # at most slivers thinner than the grid's 0.25
+
+
+def test_gamut_hull_bins_contain_the_in_gamut_bins_and_do_not_depend_on_sampling():
+    hull = {tuple(b) for b in color.gamut_hull_bins(10, levels=64)}
+    assert {tuple(b) for b in color.gamut_bins(10, levels=64)} < hull
+    assert hull == {tuple(b) for b in color.gamut_hull_bins(10, levels=16)}
+    assert (0, 0) in hull and all(a % 10 == 0 and b % 10 == 0 for a, b in hull)
+
+
+@pytest.mark.parametrize("call", [lambda: color.gamut_hull_bins(10, levels=1),
+                                  lambda: color.gamut_bins(10, levels=1, faces=True),
+                                  lambda: color.gamut_hull_bins(0, levels=8)])
+def test_gamut_counts_reject_bad_sampling(call):
+    with pytest.raises(ValueError, match="levels|step"):
+        call()
+
+
 def test_used_bins_counts_only_cells_with_pixels():
     ab = np.array([[1, 2], [3, -4], [19, 21], [-31, 0], [-29, 2]], np.float32)
     np.testing.assert_array_equal(color.used_bins(ab, 10),
