@@ -5,8 +5,11 @@ L to the 16×16 colours of its centre) or a context network of about as many wei
 receptive field spans a whole working image (a strided encoder, dilated convolutions, output
 at a quarter of the resolution, as in the paper). ``random_windows`` cuts training crops,
 ``make_dataset`` turns a run's share of them into ``(L, target, pixel weight)`` batches,
-``train`` trains one variant with checkpoints, and ``predict_tiles`` / ``predict_ab`` /
-``colorize`` colour whole photographs. The algorithm itself is in ``helpers.color``.
+``make_trainer`` and ``train_loop`` are the one training loop (under any ``tf.distribute``
+strategy, in float32 or mixed precision), ``train`` runs it on windows in memory with a
+cached, resumable run folder (``python -m helpers.colorizer train`` runs it on windows
+streamed from a photo folder), and ``predict_tiles`` / ``predict_ab`` / ``colorize`` colour
+whole photographs. The algorithm itself is in ``helpers.color``.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ ARCHITECTURES = ("post", "context", "local")
 (the context network's stride, padding, output resolution and targets, with a receptive field
 about the post's)."""
 
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+"""Training precisions: float32, or mixed with bfloat16 (CPUs that have it) or float16 (GPUs)."""
 
 
 def split_cpu(n: int = 2) -> list:
@@ -101,7 +105,7 @@ def _check_build(q: int, variant: str, precision: str, architecture: str) -> Non
     if q < 8:
         raise ValueError(f"Q must be at least 8 so that the widths Q/8 are whole, got {q}.")
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be 'float32' or 'mixed_bfloat16', got {precision!r}.")
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, "
                          f"got {architecture!r}.")
@@ -194,8 +198,9 @@ def build_model(q: int, variant: str = "classification", precision: str = "float
     Args:
         q: number of ab bins Q (sets the widths, even for regression).
         variant: ``"classification"`` (softmax over Q bins) or ``"regression"`` (2 ab values).
-        precision: ``"float32"`` or ``"mixed_bfloat16"`` (the convolutions compute in
-            bfloat16 with float32 weights; the softmax and the outputs stay float32).
+        precision: ``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"`` (the
+            convolutions compute in bfloat16 or float16 with float32 weights; the softmax
+            and the outputs stay float32).
         architecture: ``"post"``, ``"context"`` or ``"local"``.
 
     Returns:
@@ -306,8 +311,8 @@ def make_targets(windows: tf.Tensor, bins: np.ndarray, weights: np.ndarray | Non
         variant: ``"classification"`` (soft-encoded targets) or ``"regression"`` (ab).
         sigma: width of the soft-encoding Gaussian.
         k: neighbours in the soft encoding.
-        architecture: ``"post"`` (targets: the 16×16 centre) or ``"context"`` (the whole
-            crop's ab averaged over 4×4 blocks).
+        architecture: ``"post"`` (targets: the 16×16 centre), ``"context"`` or ``"local"``
+            (the whole crop's ab averaged over 4×4 blocks).
 
     Returns:
         ``L`` of shape ``(B, S, S, 1)``, the target ``(B, h, w, Q or 2)`` and the per-pixel
@@ -369,7 +374,7 @@ def make_dataset(windows: np.ndarray, bins: np.ndarray, weights: np.ndarray | No
             default: every window once, as stored. Incomplete last batches are dropped.
         sigma: width of the soft-encoding Gaussian.
         k: neighbours in the soft encoding.
-        architecture: ``"post"`` or ``"context"`` (see ``make_targets``).
+        architecture: ``"post"``, ``"context"`` or ``"local"`` (see ``make_targets``).
 
     Returns:
         A finite ``tf.data.Dataset``.
@@ -379,11 +384,19 @@ def make_dataset(windows: np.ndarray, bins: np.ndarray, weights: np.ndarray | No
     order = np.arange(len(windows)) if order is None else np.asarray(order)
     if order.size and (order.min() < 0 or order.max() >= len(windows)):
         raise ValueError(f"order holds indices outside 0..{len(windows) - 1}.")
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(windows)[order])
-    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = _ordered_batches(np.asarray(windows, np.float32), order, batch_size)
     ds = ds.map(lambda w: make_targets(w, bins, weights, variant, sigma, k, architecture),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _ordered_batches(windows: np.ndarray, order: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """The windows of ``order`` in batches, gathered one batch at a time (never all at once)."""
+    n = len(order) // batch_size
+    spec = tf.TensorSpec((batch_size, *windows.shape[1:]), tf.float32)
+    return tf.data.Dataset.from_generator(
+        lambda: (windows[order[i * batch_size:(i + 1) * batch_size]] for i in range(n)),
+        output_signature=spec)
 
 
 # ---------------------------------------------------------------- training
@@ -421,20 +434,149 @@ def _run_folder(cache: Path, variant: str, settings: dict, *arrays) -> Path:
     return Path(cache) / f"{settings['architecture']}-{variant}-{key}"
 
 
-def _compiled(variant: str, q: int, lr: float, precision: str, architecture: str,
-              strategy: tf.distribute.Strategy):
+@dataclass
+class Trainer:
+    """A network with its optimizer, loss, step counter and checkpoint, made under a strategy."""
+
+    model: tf.keras.Model
+    optimizer: object
+    """Adam, wrapped in Keras' ``LossScaleOptimizer`` for mixed float16."""
+    loss: object
+    """Cross-entropy (classification variants) or mean squared error (regression)."""
+    step: tf.Variable
+    """Steps trained so far (saved with the checkpoint)."""
+    checkpoint: tf.train.Checkpoint
+    strategy: tf.distribute.Strategy
+    score: Callable | None = field(default=None, repr=False)
+    """``score(L, target, pixel_w)``: the loss of a batch in inference mode (traced once)."""
+
+
+def make_trainer(q: int, variant: str, *, lr: float = 1e-3, precision: str = "float32",
+                 architecture: str = "post", seed: int = 0,
+                 strategy: tf.distribute.Strategy | None = None) -> Trainer:
+    """Build a network, its Adam optimizer and loss under a strategy, ready for ``train_loop``.
+
+    Args:
+        q: number of ab bins.
+        variant: ``"regression"``, ``"classification"`` or ``"rebalanced"``.
+        lr: Adam's learning rate.
+        precision: one of ``PRECISIONS``; mixed float16 scales the loss
+            (``keras.optimizers.LossScaleOptimizer``) so that small gradients survive.
+        architecture: ``"post"``, ``"context"`` or ``"local"``.
+        seed: initialisation seed (``keras.utils.set_random_seed``).
+        strategy: a ``tf.distribute`` strategy; default: the current one.
+
+    Returns:
+        A ``Trainer`` at step 0 (restore its ``checkpoint`` to resume).
+    """
     import keras
 
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}.")
+    strategy = strategy or tf.distribute.get_strategy()
     kind = "regression" if variant == "regression" else "classification"
+    keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = build_model(q, kind, precision, architecture)
         optimizer = keras.optimizers.Adam(lr)
+        if precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         loss = (keras.losses.MeanSquaredError() if kind == "regression"
                 else keras.losses.CategoricalCrossentropy())
-        model.compile(optimizer=optimizer, loss=loss)
+        model.compile(optimizer=optimizer, loss=loss)  # predict and evaluate work on it
         step = tf.Variable(0, dtype=tf.int64, trainable=False)
         optimizer.build(model.trainable_variables)
-    return model, tf.train.Checkpoint(model=model, optimizer=optimizer, step=step), step
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+
+    @tf.function(reduce_retracing=True)
+    def score(L, target, pixel_w):
+        return loss(target, model(L, training=False), sample_weight=pixel_w)
+
+    return Trainer(model, optimizer, loss, step, checkpoint, strategy, score)
+
+
+def train_loop(trainer: Trainer, data: tf.data.Dataset, *, until: int, every: int,
+               manager: tf.train.CheckpointManager,
+               on_chunk: Callable[[int, int, float, float], None] | None = None,
+               on_step: Callable[[int], None] | None = None) -> None:
+    """Train from ``trainer.step`` to step ``until``: the one training loop of the book.
+
+    Each step takes the next ``(L, target, pixel_weight)`` batch of ``data`` (global batches,
+    split among the strategy's replicas), computes the loss on every replica, and applies
+    the all-reduced gradients. At every multiple of ``every`` and at ``until`` the step is
+    saved with ``manager`` and ``on_chunk(step, steps, loss, seconds)`` is called with the
+    chunk's mean training loss (accumulated in float32 as a Keras ``Mean`` metric does, so
+    it equals what ``fit`` logs) and the seconds it took. Keras' ``fit`` is not used: in
+    Keras 3.15 it fails under ``MultiWorkerMirroredStrategy``.
+
+    Args:
+        trainer: from ``make_trainer`` (restored from a checkpoint to resume).
+        data: batches from the step ``trainer.step`` on (at least ``until − step`` of them).
+        until: the step to stop at.
+        every: steps between checkpoints.
+        manager: a ``tf.train.CheckpointManager`` of ``trainer.checkpoint``.
+        on_chunk: optional function called after each checkpoint.
+        on_step: optional function called with the step number after every step.
+    """
+    if every < 1:
+        raise ValueError(f"every (steps between checkpoints) must be positive, got {every}.")
+    model, optimizer, loss_fn, strategy = (trainer.model, trainer.optimizer, trainer.loss,
+                                           trainer.strategy)
+    batch = int(data.element_spec[0].shape[0])
+
+    def replica_step(L, target, pixel_w):
+        with tf.GradientTape() as tape:
+            pred = model(L, training=True)
+            loss = loss_fn(target, pred, sample_weight=pixel_w)  # scaled by 1 / replicas
+            scaled = optimizer.scale_loss(loss)  # loss scaling under mixed float16
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)  # all-reduced across replicas
+        return tf.distribute.get_replica_context().all_reduce("SUM", loss)
+
+    @tf.function
+    def train_step(iterator):
+        out = strategy.run(replica_step, args=next(iterator))
+        return strategy.experimental_local_results(out)[0]
+
+    iterator = iter(strategy.experimental_distribute_dataset(data))
+    now = int(trainer.step.numpy())
+    total, count, steps, t0 = np.float32(0), np.float32(0), 0, time.perf_counter()
+    while now < until:
+        loss = np.float32(train_step(iterator))
+        now, steps = now + 1, steps + 1
+        total, count = total + loss * np.float32(batch), count + np.float32(batch)
+        if on_step is not None:
+            on_step(now)
+        if now % every and now != until:
+            continue
+        seconds = time.perf_counter() - t0
+        trainer.step.assign(now)
+        manager.save(checkpoint_number=now)
+        if on_chunk is not None:
+            on_chunk(now, steps, float(total / count), seconds)
+        total, count, steps, t0 = np.float32(0), np.float32(0), 0, time.perf_counter()
+
+
+def held_out_loss(trainer: Trainer, L: tf.Tensor, target: tf.Tensor, pixel_w: tf.Tensor,
+                  batch_size: int = 256) -> float:
+    """The trainer's loss on held-out windows, in chunks of ``batch_size`` (as ``evaluate``).
+
+    Args:
+        trainer: from ``make_trainer``.
+        L, target, pixel_w: the held-out windows' ``make_targets``.
+        batch_size: windows per forward pass.
+
+    Returns:
+        The mean loss over the windows (chunks weighted by their size).
+    """
+    total, count = np.float32(0), np.float32(0)
+    for i in range(0, int(L.shape[0]), batch_size):
+        n = np.float32(min(batch_size, int(L.shape[0]) - i))
+        loss = trainer.score(L[i:i + batch_size], target[i:i + batch_size],
+                             pixel_w[i:i + batch_size])
+        total = total + np.float32(loss) * n
+        count = count + n
+    return float(total / count)
 
 
 def _read(folder: Path) -> dict:
@@ -449,12 +591,12 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, *, steps: int, ca
           precision: str = "float32", architecture: str = "post",
           held_out: np.ndarray | None = None, strategy: tf.distribute.Strategy | None = None,
           retrain: bool = False, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train one variant, resuming from checkpoints and reusing finished weights.
+    """Train one variant on windows in memory, resuming from checkpoints and reusing weights.
 
     The run lives in ``cache / <architecture>-<variant>-<config.cache_key of everything that
-    changes the result>``; a checkpoint is saved every ``chunk`` steps, so an interrupted run
-    continues where it stopped (with the next windows of its ``window_order``), and a
-    finished run is only loaded (unless ``retrain``).
+    changes the result>``; ``train_loop`` saves a checkpoint every ``chunk`` steps, so an
+    interrupted run continues where it stopped (with the next windows of its
+    ``window_order``), and a finished run is only loaded (unless ``retrain``).
 
     Args:
         variant: ``"regression"``, ``"classification"`` or ``"rebalanced"``.
@@ -469,8 +611,8 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, *, steps: int, ca
         chunk: steps between checkpoints.
         sigma: width of the soft-encoding Gaussian (classification variants).
         k: neighbours of the soft encoding (the paper says 5, its code uses 10).
-        precision: ``"float32"`` or ``"mixed_bfloat16"`` (see ``build_model``).
-        architecture: ``"post"`` or ``"context"``.
+        precision: one of ``PRECISIONS`` (see ``build_model`` and ``make_trainer``).
+        architecture: ``"post"``, ``"context"`` or ``"local"``.
         held_out: optional windows (from photos not trained on) scored after every chunk.
         strategy: a ``tf.distribute`` strategy; default: the current one.
         retrain: ignore finished weights and train again from scratch.
@@ -496,48 +638,43 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, *, steps: int, ca
     folder = _run_folder(cache, variant, settings, *arrays)
     if retrain and folder.exists():
         shutil.rmtree(folder)
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    model, ckpt, step = _compiled(variant, len(bins), lr, precision, architecture, strategy)
-    manager = tf.train.CheckpointManager(ckpt, folder, max_to_keep=2)
+    trainer = make_trainer(len(bins), variant, lr=lr, precision=precision,
+                           architecture=architecture, seed=seed, strategy=strategy)
+    manager = tf.train.CheckpointManager(trainer.checkpoint, folder, max_to_keep=2)
     if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).expect_partial()
+        trainer.checkpoint.restore(manager.latest_checkpoint).expect_partial()
     run = _read(folder)
     kind = "regression" if variant == "regression" else "classification"
     data = dict(sigma=sigma, k=k, architecture=architecture)
     scored = None if held_out is None else next(iter(make_dataset(
         held_out, bins, use_w, kind, len(held_out), **data)))
     order = window_order(len(windows), steps * batch_size, seed)
-    done_before, spent = int(step.numpy()), 0.0
-    while int(step.numpy()) < steps:
-        start, n = int(step.numpy()), min(chunk, steps - int(step.numpy()))
-        drawn = order[start * batch_size:(start + n) * batch_size]
-        ds = make_dataset(windows, bins, use_w, kind, batch_size, order=drawn, **data)
-        t0 = time.perf_counter()
-        h = model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0, shuffle=False)
-        seconds = time.perf_counter() - t0
-        spent += seconds
-        step.assign_add(n)
+    done_before = int(trainer.step.numpy())
+    spent = []
+
+    def on_chunk(now: int, n: int, loss: float, seconds: float) -> None:
+        spent.append(seconds)
         run["timing"].append([n, seconds])
-        run["drawn"].extend(int(i) for i in drawn)
-        run["losses"].append([start + n, float(h.history["loss"][-1])])
+        run["drawn"].extend(int(i) for i in order[(now - n) * batch_size:now * batch_size])
+        run["losses"].append([now, loss])
         if scored is not None:
-            run["held_out_losses"].append(
-                [start + n, float(model.evaluate(scored[0], scored[1], sample_weight=scored[2],
-                                                 batch_size=256, verbose=0))])
-        manager.save(checkpoint_number=start + n)
+            run["held_out_losses"].append([now, held_out_loss(trainer, *scored)])
         (folder / "run.json").write_text(json.dumps(run))
         if log:
-            log(f"{architecture} {variant}: step {start + n}/{steps}, "
-                f"loss {run['losses'][-1][1]:.3f}")
-    model.train_function = model.test_function = None  # traced graphs: rebuilt if fit again
+            log(f"{architecture} {variant}: step {now}/{steps}, loss {loss:.3f}")
+
+    if done_before < steps:
+        ds = make_dataset(windows, bins, use_w, kind, batch_size,
+                          order=order[done_before * batch_size:], **data)
+        train_loop(trainer, ds, until=steps, every=chunk, manager=manager, on_chunk=on_chunk)
+    model = trainer.model
+    model.train_function = model.test_function = None  # no traced graph kept with the model
     steady = run["timing"][1:] or run["timing"]  # the first chunk includes tracing
     steady_s = sum(sec for _, sec in steady)
     return TrainResult(
         model=model, folder=folder, losses=run["losses"],
         held_out_losses=run["held_out_losses"], drawn=np.asarray(run["drawn"], np.int64),
-        steps_trained=int(step.numpy()) - done_before, seconds=spent,
+        steps_trained=int(trainer.step.numpy()) - done_before, seconds=sum(spent),
         train_seconds=sum(sec for _, sec in run["timing"]),
         windows_per_s=(sum(n for n, _ in steady) * batch_size / steady_s
                        if steady_s > 0 else float("nan")))

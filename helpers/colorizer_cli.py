@@ -8,8 +8,9 @@ run folder holds the collection, checkpoints (a stopped run resumes; ``--steps``
 finished one), ``run.json`` and TensorBoard logs. ``colorize`` colours photos with a run's
 latest checkpoint through ``colorizer.predict_ab``.
 
-The training loop here is the one adapter: ``colorizer.train`` takes windows held in memory,
-a collection streams them from files.
+Training runs the chapter's own loop, ``colorizer.make_trainer`` and ``colorizer.train_loop``
+(what ``colorizer.train`` runs on windows held in memory); this module only feeds it windows
+streamed from files and adds the run folder, TensorBoard and the progress display.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-NETWORKS = ("post", "context")
+NETWORKS = ("post", "context", "local")  # colorizer.ARCHITECTURES
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 _RUN_KEYS = ("network", "variant", "batch", "lr", "seed", "size")
@@ -138,52 +139,6 @@ def workers_of(strategy) -> tuple[int, int]:
     return chiefs + len(spec.get("worker", [])), index
 
 
-def build(q: int, variant: str, network: str, precision: str):
-    """The chapter's network (``colorizer.build_model``) in any of the CLI's precisions.
-
-    ``build_model`` knows float32 and mixed bfloat16; for mixed float16 (GPUs) the
-    bfloat16 model is cloned with the same layers computing in float16.
-
-    Args:
-        q: number of bins.
-        variant: ``"regression"``, ``"classification"`` or ``"rebalanced"``.
-        network: ``"post"`` or ``"context"``.
-        precision: ``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"``.
-
-    Returns:
-        An uncompiled Keras model.
-    """
-    import keras
-
-    from helpers import colorizer
-
-    kind = "regression" if variant == "regression" else "classification"
-    if precision != "mixed_float16":
-        return colorizer.build_model(q, kind, precision, network)
-    base = colorizer.build_model(q, kind, "mixed_bfloat16", network)
-
-    def to_float16(layer):
-        cfg = layer.get_config()
-        if layer.dtype_policy.name == "mixed_bfloat16":
-            cfg["dtype"] = "mixed_float16"
-        return layer.__class__.from_config(cfg)
-
-    return keras.models.clone_model(base, clone_function=to_float16)
-
-
-def _compile(model, variant: str, lr: float, precision: str):
-    import keras
-
-    optimizer = keras.optimizers.Adam(lr)
-    if precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    loss = (keras.losses.MeanSquaredError() if variant == "regression"
-            else keras.losses.CategoricalCrossentropy())
-    model.compile(optimizer=optimizer, loss=loss)
-    optimizer.build(model.trainable_variables)
-    return optimizer
-
-
 def weights_digest(model) -> str:
     """SHA-256 of a model's weights (equal on every worker of a synchronous run)."""
     h = hashlib.sha256()
@@ -263,22 +218,16 @@ def _held_out_batch(coll, args, window: int, bins, weights, kind: str):
     return colorizer.make_targets(windows, bins, weights, kind, coll.sigma, _K, args.network)
 
 
-def _summaries(writer, step: int, shadow, coll, held, loss: float, rate: float,
-               variant: str) -> float:
-    """Write a checkpoint's TensorBoard summaries; return the held-out loss (NaN without)."""
+def _summaries(writer, step: int, shadow, coll, held_loss: float, loss: float, rate: float,
+               variant: str) -> None:
+    """Write a checkpoint's TensorBoard summaries (losses, colourized held-out photos)."""
     import tensorflow as tf
 
     from helpers import collection, color, colorizer
 
-    held_loss = float("nan")
-    if held is not None:
-        L, target, pixel_w = held
-        fn = (tf.keras.losses.MeanSquaredError() if variant == "regression"
-              else tf.keras.losses.CategoricalCrossentropy())
-        held_loss = float(fn(target, shadow(L, training=False), sample_weight=pixel_w))
     with writer.as_default(step=step):
         tf.summary.scalar("loss/train", loss)
-        if held is not None:
+        if np.isfinite(held_loss):
             tf.summary.scalar("loss/held_out", held_loss)
         if np.isfinite(rate):
             tf.summary.scalar("windows_per_second", rate)
@@ -290,12 +239,10 @@ def _summaries(writer, step: int, shadow, coll, held, loss: float, rate: float,
             strip = np.concatenate([grey, out, rgb], axis=1)  # grey | colourized | truth
             tf.summary.image(f"held_out/{name}", strip[None], step=step)
     writer.flush()
-    return held_loss
 
 
 def train(args) -> int:
     """The ``train`` command (see ``main``)."""
-    import keras
     import tensorflow as tf
 
     from helpers import collection, colorizer
@@ -329,31 +276,28 @@ def train(args) -> int:
     kind = "regression" if args.variant == "regression" else "classification"
     weights = coll.weights if args.variant == "rebalanced" else None
     window = colorizer.WINDOW if args.network == "post" else colorizer.CONTEXT_WINDOW
-    keras.utils.set_random_seed(args.seed)
-    with strategy.scope():
-        model = build(q, args.variant, args.network, precision)
-        optimizer = _compile(model, args.variant, args.lr, precision)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    trainer = colorizer.make_trainer(q, args.variant, lr=args.lr, precision=precision,
+                                     architecture=args.network, seed=args.seed,
+                                     strategy=strategy)
     saved_dir = run / "checkpoints"
     latest = tf.train.latest_checkpoint(saved_dir)
     if latest:
-        ckpt.restore(latest).expect_partial()
-    done = int(step.numpy())
+        trainer.checkpoint.restore(latest).expect_partial()
+    done = int(trainer.step.numpy())
     target = args.steps
     if done >= target:
         print(f"{run} is trained to step {done}; pass --steps above {done} to train on.",
               flush=True)
         return 0
     write_dir = saved_dir if chief else run / f".{task}"  # other workers: a scratch copy
-    manager = tf.train.CheckpointManager(ckpt, write_dir, max_to_keep=2)
+    manager = tf.train.CheckpointManager(trainer.checkpoint, write_dir, max_to_keep=2)
 
     workers, index = workers_of(strategy)
     per_worker = args.batch // workers  # windows each worker feeds per step
 
-    # A plain dataset, as the chapter's MirroredStrategy run uses: Keras distributes it. Each
-    # worker reads its own photos (auto-sharding off) in global batches, which the strategy
-    # splits among the replicas, so each worker consumes batch / workers windows per step.
+    # Each worker reads its own photos (auto-sharding off) in global batches, which the
+    # strategy splits among the replicas, so each worker consumes batch / workers windows
+    # per step.
     ds = collection.windows_dataset(coll.paths(), size=coll.size, window=window,
                                     batch=per_worker, seed=args.seed, start=done,
                                     pipeline=index, pipelines=workers)
@@ -368,60 +312,34 @@ def train(args) -> int:
         options.threading.private_threadpool_size = args.threads
     data = ds.with_options(options).prefetch(tf.data.AUTOTUNE)
     held = _held_out_batch(coll, args, window, coll.bins, weights, kind)
-    shadow = build(q, args.variant, args.network, "float32") if chief else None
+    # a float32 copy colours the held-out photos for TensorBoard outside the strategy
+    shadow = colorizer.build_model(q, kind, "float32", args.network) if chief else None
     writer = tf.summary.create_file_writer(str(run / "logs")) if chief else None
     record = json.loads((run / "run.json").read_text())
     bar = _progress(target, done) if chief else None
     print(f"{task}: training {args.network} {args.variant} from step {done} to {target} "
           f"({replicas} replica(s), batch {args.batch}, {precision})", flush=True)
 
-    loss_fn = (keras.losses.MeanSquaredError() if args.variant == "regression"
-               else keras.losses.CategoricalCrossentropy())
-
-    def replica_step(L, target_, pixel_w):
-        with tf.GradientTape() as tape:
-            pred = model(L, training=True)
-            # Keras scales a loss by 1 / replicas under a strategy: each replica's share
-            loss = loss_fn(target_, pred, sample_weight=pixel_w)
-            scaled = optimizer.scale_loss(loss)  # loss scaling under mixed float16
-        grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)  # all-reduced across replicas
-        return tf.distribute.get_replica_context().all_reduce("SUM", loss)  # every worker's
-
-    @tf.function
-    def train_step(iterator):
-        per_replica = strategy.run(replica_step, args=next(iterator))
-        return strategy.experimental_local_results(per_replica)[0]
-
-    # Keras 3.15's fit cannot run under MultiWorkerMirroredStrategy (it averages its logged
-    # loss along a batch axis the scalar lacks), so this loop runs the chapter's model, loss
-    # and optimizer under every strategy.
-    iterator = iter(strategy.experimental_distribute_dataset(data))
-    losses, t0, last = [], time.perf_counter(), done
-    for now in range(done + 1, target + 1):
-        losses.append(float(train_step(iterator)))
-        if bar is not None:
-            bar.update(1)
-        if now % args.checkpoint_every and now != target:
-            continue
-        chunk_loss = float(np.mean(losses))
-        seconds = time.perf_counter() - t0
+    def on_chunk(now: int, n: int, loss: float, seconds: float) -> None:
         # the first chunk of a process includes tracing: its rate is not reported
-        rate = (now - last) * args.batch / seconds if last > done else float("nan")
-        step.assign(now)
-        manager.save(checkpoint_number=now)
-        if chief:
-            shadow.set_weights(model.get_weights())
-            held_loss = _summaries(writer, now, shadow, coll, held, chunk_loss, rate,
-                                   args.variant)
-            record["history"].append([now, chunk_loss, held_loss, rate])
-            record["steps"] = now
-            (run / "run.json").write_text(json.dumps(record))
-            line = (f"step {now}/{target}: loss {chunk_loss:.3f}, held-out {held_loss:.3f}, "
-                    f"{rate:.0f} windows/s")
-            (bar.write if bar is not None else print)(line)
-            sys.stdout.flush()
-        losses, t0, last = [], time.perf_counter(), now
+        rate = n * args.batch / seconds if now - n > done else float("nan")
+        if not chief:
+            return
+        held_loss = (float("nan") if held is None
+                     else colorizer.held_out_loss(trainer, *held))
+        shadow.set_weights(trainer.model.get_weights())
+        _summaries(writer, now, shadow, coll, held_loss, loss, rate, args.variant)
+        record["history"].append([now, loss, held_loss, rate])
+        record["steps"] = now
+        (run / "run.json").write_text(json.dumps(record))
+        line = (f"step {now}/{target}: loss {loss:.3f}, held-out {held_loss:.3f}, "
+                f"{rate:.0f} windows/s")
+        (bar.write if bar is not None else print)(line)
+        sys.stdout.flush()
+
+    colorizer.train_loop(trainer, data, until=target, every=args.checkpoint_every,
+                         manager=manager, on_chunk=on_chunk,
+                         on_step=None if bar is None else lambda _: bar.update(1))
     if bar is not None:
         bar.close()
     if not chief:
@@ -429,7 +347,7 @@ def train(args) -> int:
 
         shutil.rmtree(write_dir, ignore_errors=True)
     rates = [r for *_, r in record["history"] if np.isfinite(r)] if chief else []
-    print(f"{task}: done at step {target}; weights sha256 {weights_digest(model)}"
+    print(f"{task}: done at step {target}; weights sha256 {weights_digest(trainer.model)}"
           + (f"; {np.median(rates):.0f} windows/s (median over checkpoints)" if rates else ""),
           flush=True)
     return 0
@@ -449,7 +367,7 @@ def load_run(run: str | Path):
     """
     import tensorflow as tf
 
-    from helpers import collection
+    from helpers import collection, colorizer
 
     run = Path(run)
     if not run.is_dir():
@@ -463,7 +381,8 @@ def load_run(run: str | Path):
     if not latest:
         raise ValueError(f"{str(run)!r} holds no checkpoint yet; let `train` reach its first "
                          "checkpoint (--checkpoint-every).")
-    model = build(len(coll.bins), settings["variant"], settings["network"], "float32")
+    kind = "regression" if settings["variant"] == "regression" else "classification"
+    model = colorizer.build_model(len(coll.bins), kind, "float32", settings["network"])
     try:
         status = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
         status.assert_existing_objects_matched()

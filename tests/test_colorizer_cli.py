@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers import collection, color, colorizer_cli
+from helpers import collection, color, colorizer, colorizer_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "helpers.colorizer"  # python -m helpers.colorizer train|colorize
@@ -56,11 +56,12 @@ def test_precision_follows_the_hardware():
     assert colorizer_cli.choose_precision(0, []) == "float32"
 
 
-@pytest.mark.parametrize("network", ["post", "context"])
+@pytest.mark.parametrize("network", colorizer_cli.NETWORKS)
 def test_float16_model_is_the_chapters_network_in_float16(network):
-    ref = colorizer_cli.build(24, "rebalanced", network, "float32")
-    half = colorizer_cli.build(24, "rebalanced", network, "mixed_float16")
+    ref = colorizer.build_model(24, "classification", "float32", network)
+    half = colorizer.build_model(24, "classification", "mixed_float16", network)
     assert [w.shape for w in half.get_weights()] == [w.shape for w in ref.get_weights()]
+    assert {w.dtype for w in half.get_weights()} == {np.dtype("float32")}  # float32 weights
     convs = [layer for layer in half.layers if hasattr(layer, "kernel_size")]
     assert convs and all(layer.dtype_policy.name == "mixed_float16" for layer in convs)
     assert half.output.dtype == "float32"  # softmax, and so the loss, stay float32
@@ -304,17 +305,46 @@ def test_two_workers_agree_and_resume_after_a_worker_is_stopped(tmp_path):
     assert not (run / ".worker-1").exists()  # the other worker's scratch checkpoints
 
 
-def test_the_context_network_trains_and_colorizes(tmp_path):
+@pytest.mark.parametrize("network", ["context", "local"])
+def test_the_whole_image_networks_train_and_colorize(tmp_path, network):
     folder = _photos(tmp_path / "photos", n=5)
     run = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert colorizer_cli.main(["train", "--photos", str(folder), "--out", str(run),
-                                   "--network", "context", "--steps", "2", "--batch", "4",
+                                   "--network", network, "--steps", "2", "--batch", "4",
                                    "--checkpoint-every", "2", "--size", "96",
                                    "--precision", "float32"]) == 0
-    assert json.loads((run / "run.json").read_text())["settings"]["network"] == "context"
+    assert json.loads((run / "run.json").read_text())["settings"]["network"] == network
     model, coll, _ = colorizer_cli.load_run(run)
-    assert model.name.startswith("colorizer_context")
+    assert model.name.startswith(f"colorizer_{network}")
+    assert colorizer.receptive_field(model) == colorizer.receptive_field(
+        colorizer.build_model(8, architecture=network))
     rgb = colorizer_cli.colorize_file(model, coll, folder / "photo00.jpg", "rebalanced")
     assert rgb.shape == collection.read_photo(folder / "photo00.jpg")[0].shape
+
+
+def test_mixed_float16_trains_on_cpu_and_saves_float32_weights(tmp_path):
+    """The GPU precision, forced on the CPU: loss scaling in use, finite losses, float32
+    weights that colorize reloads."""
+    folder = _photos(tmp_path / "photos", n=5)
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert colorizer_cli.main(["train", "--photos", str(folder), "--out", str(run),
+                                   "--steps", "3", "--batch", "4", "--checkpoint-every", "1",
+                                   "--size", "40", "--precision", "mixed_float16"]) == 0
+    history = json.loads((run / "run.json").read_text())["history"]
+    assert [h[0] for h in history] == [1, 2, 3]
+    assert all(np.isfinite(h[1]) and np.isfinite(h[2]) for h in history)
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(run / "checkpoints"))
+    dtypes = reader.get_variable_to_dtype_map()
+    scale = [k for k in dtypes if "dynamic_scale" in k]
+    assert scale, "no loss scale saved: the LossScaleOptimizer was not used"
+    assert reader.get_tensor(scale[0]) > 0
+    floats = {d for d in dtypes.values() if d.is_floating}
+    assert floats == {tf.float32}  # weights, moments and scale: no float16 is saved
+    model, coll, _ = colorizer_cli.load_run(run)
+    rgb = colorizer_cli.colorize_file(model, coll, folder / "photo00.jpg", "rebalanced")
+    assert rgb.shape == collection.read_photo(folder / "photo00.jpg")[0].shape
+    assert np.isfinite(rgb).all()
