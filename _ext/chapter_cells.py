@@ -129,9 +129,12 @@ def cost_source(notebook: str, bench: dict, digest: str | None = None) -> str:
                 f"(`{BENCH}` has no full- and quick-scale run of `{notebook}`).")
     machine = bench["machine"]
     peak = max(r["peak_rss_mb"] for r in runs.values())
+    load = runs["full"].get("load_average")
+    busy = "" if load is None else f" at a load average of {load:.1f}" + (
+        " (other work shared the machine, which slows a run)" if load >= 1.5 else "")
     measured = (f"took {_duration(runs['full']['seconds'])} at full scale and "
                 f"{_duration(runs['quick']['seconds'])} at quick scale (`BOOK_QUICK=1`), with a "
-                f"peak memory of {_memory(peak)}, on a {machine['cpus']}-core machine with "
+                f"peak memory of {_memory(peak)}, on a {machine['cpus']}-core machine{busy} with "
                 f"{(bench.get('caches') or 'cold').split()[0]} caches, as `make bench` recorded "
                 f"in `{BENCH}`")
     current = digest is None or all(r.get("source") == digest for r in runs.values())

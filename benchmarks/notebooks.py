@@ -3,7 +3,8 @@
     python benchmarks/notebooks.py [--scale quick|full|both] [--only NAME ...] [--warm]
 
 Each notebook is executed in a fresh kernel (as the book build does, from `chapters/`);
-the kernel's peak resident memory is read from the kernel process's VmHWM. The chapters'
+the kernel's peak resident memory is read from the kernel process's VmHWM, and the mean
+1-minute load average during the run is recorded beside it. The chapters'
 caches of trained weights go to an empty temporary folder (``BOOK_CACHE_DIR``), so every
 model is trained as in a first build; ``--warm`` uses ``data/cache`` instead (a re-run).
 Prints a table and writes benchmarks/results/notebooks.json. Targets: the whole book under
@@ -51,13 +52,19 @@ class _PeakWatcher(threading.Thread):
     def __init__(self, interval: float = 0.2):
         super().__init__(daemon=True)
         self.interval, self.peak, self._halt = interval, 0, threading.Event()
+        self.loads: list[float] = []  # the 1-minute load average, sampled while it runs
 
     def run(self) -> None:
         me = psutil.Process()
         while not self._halt.is_set():
             for child in me.children(recursive=True):
                 self.peak = max(self.peak, _vm_hwm_bytes(child.pid))
+            self.loads.append(os.getloadavg()[0])
             self._halt.wait(self.interval)
+
+    def mean_load(self) -> float | None:
+        """Mean 1-minute load average over the run (other work on the machine shows here)."""
+        return round(sum(self.loads) / len(self.loads), 2) if self.loads else None
 
     def stop(self) -> int:
         self._halt.set()
@@ -82,6 +89,7 @@ def run_notebook(path: Path, quick: bool, timeout: int = 1800) -> dict:
         peak = watcher.stop()
     return {"notebook": path.name, "scale": "quick" if quick else "full",
             "seconds": round(seconds, 1), "peak_rss_mb": round(peak / 2**20, 1),
+            "load_average": watcher.mean_load(),
             "source": source_digest(nbformat.read(path, as_version=4))}
 
 

@@ -28,3 +28,4 @@ def test_peak_watcher_reports_a_childs_peak_memory_and_stops():
     peak = watcher.stop()
     assert not watcher.is_alive()
     assert peak >= 60 * 2**20
+    assert watcher.mean_load() is not None and watcher.mean_load() >= 0

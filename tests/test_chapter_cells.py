@@ -94,6 +94,13 @@ def test_cost_line_quotes_make_bench_with_its_source():
     for part in ("2.1 min at full", "25 s at quick", "1.7 GB", "2-core", cells.BENCH):
         assert part in line, (part, line)
     assert "has not measured" in cells.cost_source("08_y.ipynb", bench)
+    assert "load average" not in line  # a record without the load says nothing of it
+    bench["notebooks"][0]["load_average"] = 4.96
+    assert "2-core machine at a load average of 5.0 (other work shared" in cells.cost_source(
+        "07_x.ipynb", bench)
+    bench["notebooks"][0]["load_average"] = 0.7
+    line = cells.cost_source("07_x.ipynb", bench)
+    assert "at a load average of 0.7 with" in line and "other work" not in line
 
 
 def test_setup_cell_takes_the_repository_from_config_yml():
