@@ -9,7 +9,9 @@ same two cores; the same global batch, interleaved (one, two, one, two, ...) so 
 machine slows both alike. Throughput is the median windows per second over the checkpoints
 after the first (which includes tracing), read from each run's ``run.json``. Separately, the
 streaming pass (``helpers.collection.scan``) over the same photos is timed and scaled to
-1,000 photos. Writes benchmarks/results/colorizer_scaling.json with the machine's load.
+1,000 photos. Writes benchmarks/results/colorizer_scaling.json with the machine's load and
+the date (UTC). Training is the command's, so it runs ``colorizer.train_loop``, the loop the
+chapter's ``colorizer.train`` runs.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def main() -> None:
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "command": "python benchmarks/colorizer_scaling.py " + " ".join(sys.argv[1:]),
     }
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
