@@ -237,7 +237,6 @@ class SeedStack:
         self.steps = 0
         self._step = tf.function(self._train_step, jit_compile=jit_compile)
         self._logits = tf.function(self._inference_logits, jit_compile=jit_compile)
-        self._logits_own = tf.function(self._inference_logits_own, jit_compile=jit_compile)
 
     def _apply(self, values, h, training: bool, shared: bool, step):
         # shared: h is (batch, features), the same input for every seed (evaluation);
@@ -299,10 +298,8 @@ class SeedStack:
         return values, new_slots, per_seed
 
     def _inference_logits(self, values, x):
-        return self._apply(values, x, False, True, 0)[0]
-
-    def _inference_logits_own(self, values, x):  # x: (S, n, features), each seed its own
-        return self._apply(values, x, False, False, 0)[0]
+        # x: (n, features) shared by every seed, or (S, n, features), each seed its own
+        return self._apply(values, x, False, x.shape.rank == 2, 0)[0]
 
     def _forward(self, h, training: bool, shared: bool):
         # The network's output on h with the current weights (no update); for tests.
@@ -362,7 +359,7 @@ class SeedStack:
         for start in range(0, n, chunk):
             if own:
                 xb, yb = x[:, start:start + chunk], y[:, start:start + chunk]
-                logits = self._logits_own(self.values, tf.constant(xb))
+                logits = self._logits(self.values, tf.constant(xb))
             else:
                 xb, yb = x[start:start + chunk], y[start:start + chunk]
                 logits = self._logits(self.values, tf.constant(xb))
