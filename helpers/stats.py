@@ -223,15 +223,14 @@ def holm(comparisons: Sequence[Comparison], alpha: float = 0.05) -> list[Compari
     """Correct a family of comparisons for multiplicity with Holm's step-down method.
 
     ``p_adjusted`` comes from ``statsmodels.stats.multitest.multipletests(method="holm")``.
-    Each interval is recomputed at confidence ``1 - alpha * p / p_adjusted``, chosen so that
-    an interval excludes zero exactly when ``p_adjusted < alpha``; the verdicts come from
-    those intervals. For a comparison Holm rejects, that level is at least Holm's own step
-    level ``1 - alpha / (m - i + 1)`` for the ``i``-th smallest p-value (higher where an
-    earlier comparison's adjusted p-value carries over). For one it does not reject, and
-    above all where ``p_adjusted`` is capped at 1, the level can fall below that step level
-    (down to ``1 - alpha * p``): such an interval shows that zero is inside it, not a
-    corrected range for the difference, so read its width with care. (When ``p_adjusted``
-    is 0 the level is ``1 - alpha / m``.)
+    Each interval is recomputed at confidence
+    ``max(1 - alpha * p / p_adjusted, 1 - alpha / (m - i + 1))`` for the ``i``-th smallest
+    p-value: never below the level Holm's step applies to that comparison, and higher where
+    an earlier comparison's adjusted p-value carries over or ``p_adjusted`` is capped at 1.
+    That choice keeps an interval excluding zero exactly when ``p_adjusted < alpha`` (the
+    first term puts zero on the interval's edge at ``p_adjusted = alpha``; the floor only
+    widens intervals that already contain zero), and the verdicts come from those intervals.
+    (When ``p_adjusted`` is 0 the level is the step level.)
 
     Args:
         comparisons: the chapter's whole family, from :func:`paired` or
@@ -252,10 +251,14 @@ def holm(comparisons: Sequence[Comparison], alpha: float = 0.05) -> list[Compari
                              f"bootstrap_paired(), got {type(c).__name__}.")
     p = np.array([c.p for c in comparisons])
     _, p_adjusted, _, _ = multipletests(p, alpha=alpha, method="holm")
+    m = len(comparisons)
+    rank = np.empty(m, int)
+    rank[np.argsort(p, kind="stable")] = np.arange(1, m + 1)  # i: 1 for the smallest p
     out = []
-    for c, p_adj in zip(comparisons, p_adjusted):
+    for c, p_adj, i in zip(comparisons, p_adjusted, rank):
         p_adj = float(p_adj)
-        level = 1 - alpha * c.p / p_adj if p_adj > 0 else 1 - alpha / len(comparisons)
+        step = 1 - alpha / (m - i + 1)  # the level Holm's step tests this comparison at
+        level = max(1 - alpha * c.p / p_adj, step) if p_adj > 0 else step
         low, high = c._interval_at(level)
         out.append(Comparison(name=c.name, mean=c.mean, low=low, high=high,
                               confidence=float(level), p=c.p, p_adjusted=p_adj, n=c.n,

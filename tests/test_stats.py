@@ -81,14 +81,20 @@ def test_holm_matches_multipletests_and_its_intervals_match_its_verdicts(no_full
     assert any(c.verdict != "not resolved" for c in corrected)
     assert any(c.verdict == "not resolved" and c.p < 0.05 for c in corrected), \
         "the family should hold a comparison that Holm's correction overturns"
+    rank = {name: i for i, name in enumerate(sorted((c.p, c.name) for c in family), start=1)}
+    floored = 0
     for raw, c, (a, b) in zip(family, corrected, data):
         assert c.p == raw.p and c.mean == raw.mean
-        assert c.confidence == pytest.approx(1 - 0.05 * c.p / c.p_adjusted)
+        step = 1 - 0.05 / (len(family) - rank[(c.p, c.name)] + 1)  # Holm's level at its step
+        assert c.confidence == pytest.approx(max(1 - 0.05 * c.p / c.p_adjusted, step))
+        assert c.confidence >= step - 1e-12
+        floored += c.confidence == pytest.approx(step) and c.p_adjusted == 1.0
         interval = scipy.stats.ttest_rel(a, b).confidence_interval(confidence_level=c.confidence)
         assert (c.low, c.high) == pytest.approx((interval.low, interval.high))
         assert c.confidence >= raw.confidence
         assert (c.low > 0 or c.high < 0) == (c.p_adjusted < 0.05)
         assert (c.verdict != "not resolved") == (c.p_adjusted < 0.05)
+    assert floored, "the family should hold an unrejected comparison whose floor applies"
     again = stats.holm(corrected)
     assert [c.p_adjusted for c in again] == [c.p_adjusted for c in corrected]
 
