@@ -206,10 +206,12 @@ class SeedStack:
         optimizer: a fresh ``keras.optimizers.Adam`` or ``keras.optimizers.SGD`` (no momentum,
             weight decay or clipping); its learning rate may be a schedule.
         jit_compile: compile the step with XLA.
+        l2: strength of an L2 penalty ``l2 * sum(kernel ** 2)`` on every Dense kernel, added to
+            each seed's loss (0: none).
     """
 
     def __init__(self, models: list, noise_seeds: list[int], optimizer, *,
-                 jit_compile: bool = True):
+                 jit_compile: bool = True, l2: float = 0.0):
         import tensorflow as tf
 
         if not models or len(models) != len(noise_seeds):
@@ -218,6 +220,9 @@ class SeedStack:
         kinds = [[type(layer).__name__ for layer in m.layers] for m in models]
         if any(k != kinds[0] for k in kinds):
             raise ValueError("SeedStack needs models of one architecture (the same layers).")
+        if not float(l2) >= 0:
+            raise ValueError(f"l2 must be a non-negative penalty strength, got {l2}.")
+        self.l2 = float(l2)
         self.size = len(models)
         self.noise_seeds = tf.constant(np.asarray(noise_seeds, np.int64))
         self.rule = _update_rule(optimizer)
@@ -238,9 +243,10 @@ class SeedStack:
         self._step = tf.function(self._train_step, jit_compile=jit_compile)
         self._logits = tf.function(self._inference_logits, jit_compile=jit_compile)
 
-    def _apply(self, values, h, training: bool, shared: bool, step):
+    def _apply(self, values, h, training: bool, shared: bool, step, slope=None):
         # shared: h is (batch, features), the same input for every seed (evaluation);
         # otherwise (S, batch, features), each seed's own batch (training).
+        # slope: RReLU's negative slope in inference (None: the layer's 2 / (lower + upper)).
         # Returns the output and the batch-norm moving statistics updated in training.
         import tensorflow as tf
 
@@ -273,7 +279,8 @@ class SeedStack:
                         for s in range(self.size)]
                     h = tf.where(h >= 0, h, h / tf.stack(draws))
                 else:
-                    h = tf.where(h >= 0, h, h * layer.inference_slope)
+                    h = tf.where(h >= 0, h, h * (layer.inference_slope if slope is None
+                                                 else slope))
             elif kind != "InputLayer":  # stateless elementwise: ReLU, LeakyReLU, ELU, Activation
                 h = layer(h)
         return h, updated
@@ -288,6 +295,9 @@ class SeedStack:
             per_seed = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1)
             total = tf.reduce_sum(per_seed)  # seed s's weights see only seed s's loss
+            if self.l2:  # each seed's kernel slice only feels its own seed's penalty
+                total += self.l2 * tf.add_n([tf.reduce_sum(tf.square(values[w[0]]))
+                                             for kind, _, w in self.layers if kind == "Dense"])
         grads = tape.gradient(total, params)
         new_params, new_slots = _apply_rule(self.rule, params, grads, slots, step)
         values = list(values)
@@ -297,9 +307,9 @@ class SeedStack:
             values[i] = value
         return values, new_slots, per_seed
 
-    def _inference_logits(self, values, x):
+    def _inference_logits(self, values, x, slope=None):
         # x: (n, features) shared by every seed, or (S, n, features), each seed its own
-        return self._apply(values, x, False, x.shape.rank == 2, 0)[0]
+        return self._apply(values, x, False, x.shape.rank == 2, 0, slope)[0]
 
     def _forward(self, h, training: bool, shared: bool):
         # The network's output on h with the current weights (no update); for tests.
@@ -331,8 +341,8 @@ class SeedStack:
 
         return self._logits(self.values, tf.convert_to_tensor(x))
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, chunk: int = 500
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(self, x: np.ndarray, y: np.ndarray, chunk: int = 500, *,
+                 rrelu_slope: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return every seed's mean cross-entropy and accuracy on ``(x, y)`` in inference mode.
 
         Args:
@@ -340,11 +350,29 @@ class SeedStack:
                 each seed scored on its own examples (e.g. its own training subset).
             y: integer labels, shape ``(n,)``, or ``(S, n)`` with per-seed inputs.
             chunk: examples per forward pass (bounds the memory).
+            rrelu_slope: RReLU's negative slope in inference (None: ``2 / (lower + upper)``).
 
         Returns:
             ``(loss, accuracy)``, each of shape ``(S,)``.
         """
+        loss, correct = self.score(x, y, chunk, rrelu_slope=rrelu_slope)
+        return loss, correct.mean(axis=1)
+
+    def score(self, x: np.ndarray, y: np.ndarray, chunk: int = 500, *,
+              rrelu_slope: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return every seed's mean cross-entropy and per-example correctness in inference mode.
+
+        Args:
+            x, y, chunk, rrelu_slope: as for :meth:`evaluate`.
+
+        Returns:
+            ``(loss, correct)``: loss of shape ``(S,)``, correct a boolean ``(S, n)`` array.
+        """
         import tensorflow as tf
+
+        if rrelu_slope is not None and not float(rrelu_slope) >= 0:
+            raise ValueError(f"rrelu_slope must be a non-negative slope, got {rrelu_slope}.")
+        slope = None if rrelu_slope is None else tf.constant(float(rrelu_slope), tf.float32)
 
         x, y = np.asarray(x), np.asarray(y)
         own = x.ndim == 3
@@ -355,19 +383,19 @@ class SeedStack:
             raise ValueError(f"Shared inputs need shape (n, features) with labels (n,); got "
                              f"{x.shape} and {y.shape}.")
         n = x.shape[1] if own else len(x)
-        loss, correct = np.zeros(self.size), np.zeros(self.size)
+        loss, correct = np.zeros(self.size), []
         for start in range(0, n, chunk):
             if own:
                 xb, yb = x[:, start:start + chunk], y[:, start:start + chunk]
-                logits = self._logits(self.values, tf.constant(xb))
+                logits = self._logits(self.values, tf.constant(xb), slope)
             else:
                 xb, yb = x[start:start + chunk], y[start:start + chunk]
-                logits = self._logits(self.values, tf.constant(xb))
+                logits = self._logits(self.values, tf.constant(xb), slope)
             labels = np.broadcast_to(yb, logits.shape[:2])
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
             loss += tf.reduce_sum(ce, axis=1).numpy()
-            correct += (np.argmax(logits.numpy(), -1) == labels).sum(axis=1)
-        return loss / n, correct / n
+            correct.append(np.argmax(logits.numpy(), -1) == labels)
+        return loss / n, np.concatenate(correct, axis=1)
 
     def seed_weights(self, s: int) -> list[np.ndarray]:
         """Return seed ``s``'s weights in the order of its Keras model's ``get_weights()``."""
@@ -432,7 +460,9 @@ class RunConfig:
     for that seed in every configuration. ``eval_every`` epochs (and after the last) the run is
     scored in inference mode on the first ``n_eval_train`` of its training images and the
     first ``n_curve_test`` test images (0: all of them), for its learning curves; after the
-    last epoch also on every test image.
+    last epoch also on every test image, and again at each RReLU inference slope in
+    ``test_slopes`` (the same final weights). ``l2`` adds ``l2 * sum(kernel ** 2)`` over the
+    Dense kernels to the loss.
     """
 
     activation: str
@@ -449,6 +479,8 @@ class RunConfig:
     n_curve_test: int = 0
     schedule: str = "constant"
     n_train: int = 0
+    l2: float = 0.0
+    test_slopes: tuple[float, ...] = ()
 
     def __post_init__(self):
         _resolve(self.activation)
@@ -461,6 +493,14 @@ class RunConfig:
                                  f"{getattr(self, field)}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
+        if not float(self.l2) >= 0:
+            raise ValueError(f"l2 must be a non-negative penalty strength, got {self.l2}.")
+        if any(not float(v) >= 0 for v in self.test_slopes):
+            raise ValueError(f"test_slopes must be non-negative RReLU slopes, got "
+                             f"{self.test_slopes}.")
+        if self.test_slopes and _resolve(self.activation)[0] != "rrelu":
+            raise ValueError(f"test_slopes re-scores RReLU at other slopes; {self.activation!r} "
+                             f"has no RReLU layer.")
         if int(self.n_curve_test) < 0:
             raise ValueError(f"n_curve_test must be 0 (every test image) or positive, got "
                              f"{self.n_curve_test}.")
@@ -523,7 +563,10 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
     Returns:
         One dict per run, in the order of ``runs``: per-evaluation lists ``epochs``,
         ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` (the curves, see
-        ``RunConfig``); ``final_test_loss`` and ``final_test_acc`` on every test image;
+        ``RunConfig``); ``final_test_loss`` and ``final_test_acc`` on every test image,
+        ``final_test_correct`` which of them it classified correctly (decode with
+        ``correctness``); ``test_slope_acc`` and ``test_slope_correct``, the same at each
+        of ``RunConfig.test_slopes``;
         ``batch_loss``, each epoch's mean training-mode loss on its batches; ``seconds``
         (its share of its stack's training time, evaluation included); ``stack`` (seeds
         trained together); ``train_index``, the run's training images as indices into
@@ -558,7 +601,7 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
             total = template.epochs * (n_seen // template.batch_size)
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=total)
         stack = SeedStack(models, [s * 1000 + 500 for s in seeds], keras.optimizers.Adam(rate),
-                          jit_compile=jit_compile)
+                          jit_compile=jit_compile, l2=template.l2)
         histories = _train_stack(stack, template, seeds, data, progress)
         del stack, models
         gc.collect()  # the stack's compiled step refers back to it (a cycle): free it now
@@ -572,7 +615,8 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
 
 
 def _without_seed(run: RunConfig) -> RunConfig:
-    return RunConfig(**dict(asdict(run), seed=0, hidden=tuple(run.hidden)))
+    return RunConfig(**dict(asdict(run), seed=0, hidden=tuple(run.hidden),
+                            test_slopes=tuple(run.test_slopes)))
 
 
 def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
@@ -580,7 +624,9 @@ def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
     import tensorflow as tf
 
     x_train, y_train = data["x_train"], data["y_train"]
-    own = [_train_index(RunConfig(**dict(asdict(run), seed=s)), len(x_train)) for s in seeds]
+    own = [_train_index(RunConfig(**dict(asdict(run), seed=s, hidden=tuple(run.hidden),
+                                         test_slopes=tuple(run.test_slopes))), len(x_train))
+           for s in seeds]
     if run.n_train:  # keep only the rows some seed trains on; index them locally
         used = np.unique(np.concatenate(own))
         x_all, y_all = tf.constant(x_train[used]), tf.constant(y_train[used])
@@ -616,8 +662,9 @@ def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
         for s, history in enumerate(histories):
             history["batch_loss"].append(float(batch_loss[s]))
         if epoch + 1 in evals:
-            scores = (stack.evaluate(eval_x, eval_y)
-                      + stack.evaluate(data["x_test"][:n_curve], data["y_test"][:n_curve]))
+            test_loss, test_correct = stack.score(data["x_test"][:n_curve],
+                                                  data["y_test"][:n_curve])
+            scores = stack.evaluate(eval_x, eval_y) + (test_loss, test_correct.mean(axis=1))
             for s, history in enumerate(histories):
                 history["epochs"].append(epoch + 1)
                 for key, values in zip(keys, scores):
@@ -626,15 +673,39 @@ def _train_stack(stack: SeedStack, run: RunConfig, seeds: list[int],
             bar.update(1)
     if bar is not None:
         bar.close()
-    if n_curve == len(data["x_test"]):  # the last curve point already saw every test image
-        final = ([h["test_loss"][-1] for h in histories], [h["test_acc"][-1] for h in histories])
-    else:
-        final = stack.evaluate(data["x_test"], data["y_test"])
+    if n_curve != len(data["x_test"]):  # else the last curve point already saw every test image
+        test_loss, test_correct = stack.score(data["x_test"], data["y_test"])
+    at_slopes = [stack.score(data["x_test"], data["y_test"], rrelu_slope=v)[1]
+                 for v in run.test_slopes]
     for s, history in enumerate(histories):
-        history["final_test_loss"], history["final_test_acc"] = (float(v[s]) for v in final)
+        history["final_test_loss"] = float(test_loss[s])
+        history["final_test_acc"] = float(test_correct[s].mean())
+        history["final_test_correct"] = _bits(test_correct[s])
+        history["test_slope_acc"] = [float(c[s].mean()) for c in at_slopes]
+        history["test_slope_correct"] = [_bits(c[s]) for c in at_slopes]
     seconds = (time.perf_counter() - start) / len(seeds)
     for history, index in zip(histories, own):
         history.update(seconds=seconds, stack=len(seeds))
         if index is not None:
             history["train_index"] = index.tolist()
     return histories
+
+
+def _bits(correct: np.ndarray) -> str:
+    # Per-example correctness as a compact string of 0s and 1s (for the JSON cache).
+    return "".join("1" if c else "0" for c in correct)
+
+
+def correctness(bits: str) -> np.ndarray:
+    """Decode a run's ``final_test_correct`` (or ``test_slope_correct``) into booleans.
+
+    Args:
+        bits: a string of ``0`` and ``1``, one per test image.
+
+    Returns:
+        A boolean array, True where the run classified the image correctly.
+    """
+    if not isinstance(bits, str) or set(bits) - {"0", "1"}:
+        raise ValueError("correctness needs a run's string of 0s and 1s, e.g. "
+                         "run['final_test_correct'].")
+    return np.frombuffer(bits.encode(), dtype=np.uint8) == ord("1")

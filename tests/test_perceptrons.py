@@ -368,3 +368,76 @@ def test_stack_evaluates_each_seed_on_its_own_inputs():
             shared_loss[i], rel=1e-5)
     with pytest.raises(ValueError, match="Per-seed inputs"):
         stack.evaluate(np.stack([x[p] for p in parts[:2]]), np.stack([y[p] for p in parts[:2]]))
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_stack_scores_rrelu_at_another_test_slope(batch_norm):
+    # rrelu_slope=v scores the same weights as a Keras RReLU with a = 1/v at inference; the
+    # default slope is 1/5.5; per-example correctness averages to the accuracy.
+    data, seeds = _toy_data(200, 8), (0, 1)
+    stack = perceptrons.SeedStack([_rrelu_mlp(s, 3.0, 8.0, batch_norm) for s in seeds],
+                                  list(seeds), keras.optimizers.Adam(1e-2))
+    _train_side_by_side([], stack, data, seeds, epochs=1)
+    x, y = data["x_test"], data["y_test"]
+    for slope in (None, 0.05, 0.3):
+        twins = [_rrelu_mlp(s, 5.5, 5.5, batch_norm) if slope is None else
+                 _rrelu_mlp(s, 1 / slope, 1 / slope, batch_norm) for s in seeds]
+        for i, twin in enumerate(twins):
+            twin.set_weights(stack.seed_weights(i))
+        loss, correct = stack.score(x, y, chunk=33, rrelu_slope=slope)
+        _, acc = stack.evaluate(x, y, rrelu_slope=slope)
+        assert correct.shape == (len(seeds), len(x)) and correct.dtype == bool
+        np.testing.assert_allclose(correct.mean(axis=1), acc)
+        for i, twin in enumerate(twins):
+            pred = twin(x, training=False).numpy()
+            np.testing.assert_array_equal(correct[i], pred.argmax(1) == y)
+            assert loss[i] == pytest.approx(float(keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True)(y, pred)), rel=1e-4)
+    low = stack.score(x, y, rrelu_slope=0.0)[0]
+    assert not np.allclose(low, stack.score(x, y, rrelu_slope=0.3)[0])  # the slope matters
+    with pytest.raises(ValueError, match="rrelu_slope"):
+        stack.score(x, y, rrelu_slope=-0.1)
+
+
+def test_stack_l2_penalty_shrinks_each_kernel_by_its_gradient():
+    # One SGD step with penalty l2 * sum(W^2) moves each kernel by -lr * 2 * l2 * W more than
+    # the step without it, seed by seed; biases are not penalised.
+    data, seeds = _toy_data(200, 8), (0, 4)
+    make = lambda s: perceptrons.build_mlp("relu", hidden=(16, 8), input_dim=8,  # noqa: E731
+                                           num_classes=2, seed=s)
+    lr, l2 = 0.1, 0.05
+    plain = perceptrons.SeedStack([make(s) for s in seeds], list(seeds), keras.optimizers.SGD(lr))
+    penalised = perceptrons.SeedStack([make(s) for s in seeds], list(seeds),
+                                      keras.optimizers.SGD(lr), l2=l2)
+    start = [plain.seed_weights(i) for i in range(len(seeds))]
+    idx = np.stack([perceptrons.batch_order(100, 20, s, 0)[0] for s in seeds])
+    x, y = data["x_train"][idx], data["y_train"][idx]
+    plain.train_step(x, y)
+    penalised.train_step(x, y)
+    for i in range(len(seeds)):
+        for w0, a, b in zip(start[i], plain.seed_weights(i), penalised.seed_weights(i)):
+            expected = -lr * 2 * l2 * w0 if w0.ndim == 2 else np.zeros_like(w0)
+            np.testing.assert_allclose(b - a, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="l2"):
+        perceptrons.SeedStack([make(0)], [0], keras.optimizers.SGD(lr), l2=-1.0)
+
+
+def test_runs_return_per_image_correctness_and_test_slope_scores():
+    data = _toy_data(200, 8)
+    common = dict(epochs=2, batch_size=20, learning_rate=1e-2, hidden=(16,), n_eval_train=50)
+    plan = [perceptrons.RunConfig("rrelu", False, s, test_slopes=(0.2, 0.0), **common)
+            for s in (0, 1)]
+    runs = perceptrons.train_runs(plan, data)
+    for run in runs:
+        correct = perceptrons.correctness(run["final_test_correct"])
+        assert correct.shape == (len(data["y_test"]),)
+        assert run["final_test_acc"] == pytest.approx(correct.mean())
+        assert len(run["test_slope_acc"]) == 2
+        for acc, bits in zip(run["test_slope_acc"], run["test_slope_correct"]):
+            assert acc == pytest.approx(perceptrons.correctness(bits).mean())
+    with pytest.raises(ValueError, match="no RReLU layer"):
+        perceptrons.RunConfig("relu", False, 0, test_slopes=(0.2,))
+    with pytest.raises(ValueError, match="l2"):
+        perceptrons.RunConfig("relu", False, 0, l2=-0.1)
+    with pytest.raises(ValueError, match="0s and 1s"):
+        perceptrons.correctness("01x")
