@@ -683,19 +683,22 @@ def train(variant: str, windows: np.ndarray, bins: np.ndarray, *, steps: int, ca
 # ---------------------------------------------------------------- whole images
 
 
-def _predict_windows(model, L: np.ndarray, batch_size: int) -> np.ndarray:
-    """The post's network over a whole image: stride-16 windows whose centres tile it."""
+def _predict_windows(model, L: np.ndarray) -> np.ndarray:
+    """The post's network over a whole image, as if stride-16 windows tiled it.
+
+    The network is 8 unpadded convolutions, so run over the image padded by ``MARGIN`` it
+    gives at every pixel what the 32×32 window centred there gives (each output pixel sees
+    only its 17×17 neighbourhood): the same result as tiling the image with windows whose
+    16×16 centres meet edge to edge, with a quarter of the work (the windows overlap).
+    """
     h, w = L.shape
-    ny, nx = -(-h // OUTPUT), -(-w // OUTPUT)
-    pad = ((MARGIN, MARGIN + ny * OUTPUT - h), (MARGIN, MARGIN + nx * OUTPUT - w))
-    padded = np.pad(L, pad, mode="reflect" if min(h, w) > MARGIN + OUTPUT else "edge")
-    patches = tf.image.extract_patches(padded[None, :, :, None], [1, WINDOW, WINDOW, 1],
-                                       [1, OUTPUT, OUTPUT, 1], [1, 1, 1, 1], "VALID")
-    patches = tf.reshape(patches, (ny * nx, WINDOW, WINDOW, 1))
-    out = np.asarray(model.predict(patches, batch_size=batch_size, verbose=0))
-    c = out.shape[-1]
-    out = out.reshape(ny, nx, OUTPUT, OUTPUT, c).transpose(0, 2, 1, 3, 4)
-    return out.reshape(ny * OUTPUT, nx * OUTPUT, c)[:h, :w]
+    # mirrored as the windows' padding was (edge-repeated for images too small to mirror)
+    padded = np.pad(L, MARGIN, mode="reflect" if min(h, w) > MARGIN + OUTPUT else "edge")
+    x = tf.constant(padded[None, :, :, None])
+    for layer in model.layers:  # the layers, not the model: its input is fixed at 32×32
+        if not isinstance(layer, tf.keras.layers.InputLayer):
+            x = layer(x, training=False)
+    return np.asarray(x, np.float32)[0]
 
 
 def _predict_context(model, L: np.ndarray) -> np.ndarray:
@@ -709,18 +712,18 @@ def _predict_context(model, L: np.ndarray) -> np.ndarray:
     return full[:h, :w]
 
 
-def predict_tiles(model: tf.keras.Model, L: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_tiles(model: tf.keras.Model, L: np.ndarray) -> np.ndarray:
     """Run a network over a whole image and return its output at every pixel.
 
-    The post's network: the L image is padded by ``MARGIN`` px (reflection) plus whatever
-    makes its sides multiples of 16; every 32×32 window predicts its 16×16 centre, and the
-    centres tile the image exactly. The context network sees the whole image at once (padded
+    The post's network: the L image is padded by ``MARGIN`` px (reflection) and the
+    network's layers run over it whole, which gives every pixel what the 32×32 window
+    centred on it predicts (the same as tiling the image with windows whose 16×16 centres
+    meet edge to edge). The context network sees the whole image at once (padded
     to multiples of 8) and its quarter-resolution output is upsampled bilinearly.
 
     Args:
         model: a classification or regression model from ``build_model``.
         L: lightness image of shape ``(H, W)`` (0–100), at least 16 px on a side.
-        batch_size: windows per forward pass (post's network).
 
     Returns:
         The network's output per pixel, shape ``(H, W, Q)`` (probabilities) or ``(H, W, 2)``.
@@ -729,12 +732,11 @@ def predict_tiles(model: tf.keras.Model, L: np.ndarray, batch_size: int = 256) -
     if L.ndim != 2 or min(L.shape) < OUTPUT:
         raise ValueError(f"predict_tiles needs a 2-D L image at least {OUTPUT} px on a side, "
                          f"got shape {L.shape}.")
-    return _predict_context(model, L) if _is_context(model) else _predict_windows(
-        model, L, batch_size)
+    return _predict_context(model, L) if _is_context(model) else _predict_windows(model, L)
 
 
 def predict_ab(model: tf.keras.Model, L: np.ndarray, bins: np.ndarray | None = None,
-               T: float = color.T_ANNEALED, batch_size: int = 256) -> np.ndarray:
+               T: float = color.T_ANNEALED) -> np.ndarray:
     """Colour a whole image: ``predict_tiles``, then the annealed mean for classifiers.
 
     Args:
@@ -742,12 +744,11 @@ def predict_ab(model: tf.keras.Model, L: np.ndarray, bins: np.ndarray | None = N
         L: lightness image of shape ``(H, W)`` (0–100), at least 16 px on a side.
         bins: bin centres (needed for classification models).
         T: temperature of the annealed mean (classification models).
-        batch_size: windows per forward pass.
 
     Returns:
         ab image of shape ``(H, W, 2)``.
     """
-    out = predict_tiles(model, L, batch_size)
+    out = predict_tiles(model, L)
     if out.shape[-1] == 2:
         return out
     if bins is None:

@@ -290,23 +290,45 @@ def test_train_rejects_bad_arguments(tmp_path):
         cz.train("regression", windows, BINS, steps=0, cache=tmp_path)
 
 
-class _Echo:
-    """A stand-in 'model' whose ab output is its window's centre L, to test the tiling."""
+def _centre_model(gains):
+    """A post-shaped network (8 unpadded 3x3 convolutions) whose output channels are the
+    window's centre L times ``gains``: a stand-in to test the whole-image pass."""
+    import keras
 
-    def predict(self, x, batch_size=None, verbose=0):
-        centre = np.asarray(x)[:, C, C, :]
-        return np.concatenate([centre, -centre], axis=-1)
+    inputs = keras.Input((cz.WINDOW, cz.WINDOW, 1))
+    x = inputs
+    for i in range(8):
+        out = len(gains) if i == 7 else 1
+        conv = keras.layers.Conv2D(out, 3, use_bias=False)
+        x = conv(x)
+        kernel = np.zeros((3, 3, 1, out), np.float32)
+        kernel[1, 1, 0] = gains if i == 7 else 1.0
+        conv.set_weights([kernel])
+    return keras.Model(inputs, x, name="centre")
 
 
-class _Zero:
-    def predict(self, x, batch_size=None, verbose=0):
-        return np.zeros((len(x), 16, 16, 2), np.float32)
+def _echo():
+    """ab = (L, -L) of the pixel itself."""
+    return _centre_model([1.0, -1.0])
+
+
+def test_the_whole_image_pass_equals_windows_that_tile_the_image():
+    """The post's network over the padded image gives what each tiling window gives."""
+    model = cz.build_model(16, "classification")
+    L = (np.random.default_rng(5).random((37, 50)) * 100).astype(np.float32)
+    out = cz.predict_tiles(model, L)
+    padded = np.pad(L, ((8, 8 + 48 - 37), (8, 8 + 64 - 50)), mode="reflect")
+    for ty, tx in [(0, 0), (1, 2), (2, 3)]:  # windows whose centres tile the image
+        window = padded[16 * ty:16 * ty + 32, 16 * tx:16 * tx + 32]
+        expected = model(window[None, :, :, None], training=False).numpy()[0]
+        got = out[16 * ty:16 * ty + 16, 16 * tx:16 * tx + 16]
+        np.testing.assert_allclose(got, expected[:got.shape[0], :got.shape[1]], atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (37, 50), (64, 48)])
 def test_predict_ab_colours_every_pixel_in_place(shape):
     L = np.random.default_rng(0).random(shape).astype(np.float32) * 100
-    ab = cz.predict_ab(_Echo(), L)
+    ab = cz.predict_ab(_echo(), L)
     assert ab.shape == shape + (2,)
     np.testing.assert_allclose(ab[..., 0], L, atol=1e-5)  # no grey border, no shift
     np.testing.assert_allclose(ab[..., 1], -L, atol=1e-5)
@@ -314,21 +336,16 @@ def test_predict_ab_colours_every_pixel_in_place(shape):
 
 def test_predict_tiles_names_itself_when_the_image_is_too_small():
     with pytest.raises(ValueError, match="predict_tiles needs .* at least 16"):
-        cz.predict_ab(_Echo(), np.zeros((10, 40)))
+        cz.predict_ab(_echo(), np.zeros((10, 40)))
 
 
 def test_predict_tiles_returns_every_output_channel_in_place():
-    class Probs:
-        def predict(self, x, batch_size=None, verbose=0):
-            centre = np.asarray(x)[:, C, C, :]
-            return np.concatenate([centre, 2 * centre, 3 * centre], axis=-1)
-
     L = np.random.default_rng(1).random((40, 33)).astype(np.float32)
-    out = cz.predict_tiles(Probs(), L)
+    out = cz.predict_tiles(_centre_model([1.0, 2.0, 3.0]), L)
     assert out.shape == (40, 33, 3)
     np.testing.assert_allclose(out, L[..., None] * [1, 2, 3], atol=1e-5)
     with pytest.raises(ValueError, match="bins"):
-        cz.predict_ab(Probs(), L)
+        cz.predict_ab(_centre_model([1.0, 2.0, 3.0]), L)
 
 
 def test_context_network_colours_a_whole_photo_of_any_size():
@@ -350,14 +367,14 @@ def test_random_windows_rejects_small_and_non_rgb_images():
 
 def test_colorize_keeps_lightness_and_uses_the_predicted_ab():
     rgb = _random_rgb((20, 36, 3), seed=7)
-    out = cz.colorize(_Echo(), rgb)  # ab = (L, -L): clipped, but L must survive
+    out = cz.colorize(_echo(), rgb)  # ab = (L, -L): clipped, but L must survive
     assert out.shape == rgb.shape and 0.0 <= out.min() and out.max() <= 1.0
-    grey = cz.colorize(_Zero(), rgb)
+    grey = cz.colorize(_centre_model([0.0, 0.0]), rgb)
     lab = rgb2lab(rgb)
     np.testing.assert_allclose(rgb2lab(grey)[..., 0], lab[..., 0], atol=0.05)
     np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=2e-3)  # ab = 0 is grey
     with pytest.raises(ValueError, match="RGB"):
-        cz.colorize(_Echo(), rgb[..., 0])
+        cz.colorize(_echo(), rgb[..., 0])
 
 
 def test_cpu_bf16_flags_reads_the_cpu_flags(tmp_path, monkeypatch):
