@@ -605,6 +605,7 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
         histories = _train_stack(stack, template, seeds, data, progress)
         del stack, models
         gc.collect()  # the stack's compiled step refers back to it (a cycle): free it now
+        _return_freed_memory()
         for i in members:
             history = histories[seeds.index(runs[i].seed)]
             if cache_dir is not None:
@@ -709,3 +710,18 @@ def correctness(bits: str) -> np.ndarray:
         raise ValueError("correctness needs a run's string of 0s and 1s, e.g. "
                          "run['final_test_correct'].")
     return np.frombuffer(bits.encode(), dtype=np.uint8) == ord("1")
+
+
+def _return_freed_memory() -> None:
+    # Hand memory freed by a finished stack back to the operating system (glibc keeps freed
+    # heap pages otherwise, so the process's peak grows with whatever runs after training).
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
