@@ -333,7 +333,8 @@ def train(args) -> int:
         record["steps"] = now
         (run / "run.json").write_text(json.dumps(record))
         line = (f"step {now}/{target}: loss {loss:.3f}, held-out {held_loss:.3f}, "
-                f"{rate:.0f} windows/s")
+                + (f"{rate:.0f} windows/s" if np.isfinite(rate)
+                   else "no rate for a process's first chunk (it includes tracing)"))
         (bar.write if bar is not None else print)(line)
         sys.stdout.flush()
 
