@@ -385,12 +385,10 @@ class SeedStack:
         n = x.shape[1] if own else len(x)
         loss, correct = np.zeros(self.size), []
         for start in range(0, n, chunk):
-            if own:
-                xb, yb = x[:, start:start + chunk], y[:, start:start + chunk]
-                logits = self._logits(self.values, tf.constant(xb), slope)
-            else:
-                xb, yb = x[start:start + chunk], y[start:start + chunk]
-                logits = self._logits(self.values, tf.constant(xb), slope)
+            rows = slice(start, start + chunk)
+            part = (slice(None), rows) if own else rows
+            xb, yb = x[part], y[part]
+            logits = self._logits(self.values, tf.constant(xb), slope)
             labels = np.broadcast_to(yb, logits.shape[:2])
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
             loss += tf.reduce_sum(ce, axis=1).numpy()
