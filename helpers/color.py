@@ -10,6 +10,8 @@ metrics (``error_auc``, ``rebalanced_error_auc``, ``balanced_error_auc``, ``mean
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -285,11 +287,23 @@ def nearest_bin(ab: tf.Tensor, bins: np.ndarray) -> tf.Tensor:
     return _nearest_k(ab, bins, 1)[1][..., 0]
 
 
+_RECENT_NEAREST: dict = {}
+"""The last few ``_nearest_bin_np`` results, keyed by the bytes' digest: the metrics of one
+photo all need the nearest bin of the same true colours, once per network scored."""
+
+
 def _nearest_bin_np(ab: np.ndarray, bins: np.ndarray, chunk: int = 20_000) -> np.ndarray:
     """``nearest_bin`` over a flat NumPy array, in chunks (the distances take N×Q floats)."""
-    flat = np.asarray(ab, np.float32).reshape(-1, 2)
-    return np.concatenate([nearest_bin(flat[i:i + chunk], bins).numpy()
-                           for i in range(0, len(flat), chunk)] or [np.zeros(0, np.int32)])
+    flat = np.ascontiguousarray(ab, np.float32).reshape(-1, 2)
+    b = np.ascontiguousarray(bins, np.float32)
+    key = hashlib.sha1(flat.tobytes() + b.tobytes()).digest()
+    if key not in _RECENT_NEAREST:
+        if len(_RECENT_NEAREST) >= 32:
+            _RECENT_NEAREST.pop(next(iter(_RECENT_NEAREST)))  # the oldest
+        _RECENT_NEAREST[key] = np.concatenate(
+            [nearest_bin(flat[i:i + chunk], b).numpy() for i in range(0, len(flat), chunk)]
+            or [np.zeros(0, np.int32)])
+    return _RECENT_NEAREST[key].copy()
 
 
 def empirical_prior(ab: np.ndarray, bins: np.ndarray, sigma: float = 5.0) -> np.ndarray:
@@ -597,12 +611,17 @@ def soft_cross_entropy(probs: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
     if probs.shape[-1] != len(bins) or probs.size // len(bins) not in (1, len(true_ab)):
         raise ValueError(f"probs must have Q = {len(bins)} classes and one row per pixel (or a "
                          f"single row), got {probs.shape} for {len(true_ab)} pixels.")
+    if sigma <= 0:
+        raise ValueError(f"sigma must be positive, got {sigma}.")
+    if not 1 <= k <= len(bins):
+        raise ValueError(f"k must be between 1 and the number of bins ({len(bins)}), got {k}.")
     log_p = np.log(np.maximum(probs.reshape(-1, len(bins)), PROB_FLOOR))
-    total = 0.0
-    for i in range(0, len(true_ab), 20_000):  # the targets take pixels × Q floats
-        z = soft_encode(true_ab[i:i + 20_000], bins, sigma, k).numpy()
-        rows = log_p if len(log_p) == 1 else log_p[i:i + 20_000]
-        total -= float(np.sum(z * rows))
+    # the soft target has only k non-zero entries per pixel: sum over those, never over all Q
+    d2, idx = _nearest_k(true_ab, bins, k)
+    z = tf.nn.softmax(-d2 / (2.0 * sigma**2), axis=-1).numpy().astype(np.float64)  # as soft_encode
+    idx = idx.numpy()
+    picked = log_p[0][idx] if len(log_p) == 1 else np.take_along_axis(log_p, idx, axis=1)
+    total = -float(np.sum(z * picked))
     return total / len(true_ab)
 
 

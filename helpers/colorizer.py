@@ -385,8 +385,10 @@ def make_dataset(windows: np.ndarray, bins: np.ndarray, weights: np.ndarray | No
     if order.size and (order.min() < 0 or order.max() >= len(windows)):
         raise ValueError(f"order holds indices outside 0..{len(windows) - 1}.")
     ds = _ordered_batches(np.asarray(windows, np.float32), order, batch_size)
-    ds = ds.map(lambda w: make_targets(w, bins, weights, variant, sigma, k, architecture),
-                num_parallel_calls=tf.data.AUTOTUNE)
+    # plain TensorFlow ops, no Python control flow on tensors: tracing needs no autograph
+    targets = tf.autograph.experimental.do_not_convert(
+        lambda w: make_targets(w, bins, weights, variant, sigma, k, architecture))
+    ds = ds.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -488,7 +490,7 @@ def make_trainer(q: int, variant: str, *, lr: float = 1e-3, precision: str = "fl
         optimizer.build(model.trainable_variables)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow on tensors
     def score(L, target, pixel_w):
         return loss(target, model(L, training=False), sample_weight=pixel_w)
 
@@ -533,7 +535,7 @@ def train_loop(trainer: Trainer, data: tf.data.Dataset, *, until: int, every: in
         optimizer.apply(grads, model.trainable_variables)  # all-reduced across replicas
         return tf.distribute.get_replica_context().all_reduce("SUM", loss)
 
-    @tf.function
+    @tf.function(autograph=False)  # plain ops and Keras layers: autograph only slows tracing
     def train_step(iterator):
         out = strategy.run(replica_step, args=next(iterator))
         return strategy.experimental_local_results(out)[0]

@@ -178,6 +178,22 @@ def test_nearest_k_matches_a_search_over_all_bins(k, which):
     assert np.array_equal(color._nearest_k(inside, bins, k)[1].numpy(), want[:4500])
 
 
+def test_nearest_bin_np_remembers_recent_answers_by_content():
+    rng = np.random.default_rng(8)
+    ab = rng.uniform(-100, 100, (300, 2)).astype(np.float32)
+    want = color.nearest_bin(ab, BINS).numpy()
+    first = color._nearest_bin_np(ab, BINS)
+    assert np.array_equal(first, want)
+    first[:] = -1  # the caller's copy: the remembered answer stays intact
+    assert np.array_equal(color._nearest_bin_np(ab, BINS), want)
+    moved = ab.copy()
+    moved[0] = BINS[0]  # new content, new answer (not a stale one for the same array shape)
+    assert color._nearest_bin_np(moved, BINS)[0] == 0
+    other_bins = BINS[::-1].copy()  # the same colours against other bins
+    want_other = color.nearest_bin(ab, other_bins).numpy()
+    assert np.array_equal(color._nearest_bin_np(ab, other_bins), want_other)
+
+
 def test_annealed_mean_goes_from_mean_to_mode():
     bins = np.array([[0, 0], [10, 0], [0, 40]], np.float32)
     p = np.array([[0.5, 0.3, 0.2]], np.float32)
