@@ -287,6 +287,14 @@ def nearest_bin(ab: tf.Tensor, bins: np.ndarray) -> tf.Tensor:
     return _nearest_k(ab, bins, 1)[1][..., 0]
 
 
+def _check_ab(ab, what: str) -> np.ndarray:
+    ab = np.asarray(ab)
+    if ab.ndim < 1 or ab.shape[-1] != 2:
+        raise ValueError(f"{what} must be ab values of shape (..., 2), got shape {ab.shape}; "
+                         "pass the a and b channels (lab[..., 1:]), not L, Lab or RGB.")
+    return ab
+
+
 _RECENT_NEAREST: dict = {}
 """The last few ``_nearest_bin_np`` results, keyed by the bytes' digest: the metrics of one
 photo all need the nearest bin of the same true colours, once per network scored."""
@@ -294,7 +302,7 @@ photo all need the nearest bin of the same true colours, once per network scored
 
 def _nearest_bin_np(ab: np.ndarray, bins: np.ndarray, chunk: int = 20_000) -> np.ndarray:
     """``nearest_bin`` over a flat NumPy array, in chunks (the distances take N×Q floats)."""
-    flat = np.ascontiguousarray(ab, np.float32).reshape(-1, 2)
+    flat = np.ascontiguousarray(_check_ab(ab, "The colours to bin"), np.float32).reshape(-1, 2)
     b = np.ascontiguousarray(bins, np.float32)
     key = hashlib.sha1(flat.tobytes() + b.tobytes()).digest()
     if key not in _RECENT_NEAREST:
@@ -606,6 +614,7 @@ def soft_cross_entropy(probs: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
     Returns:
         The mean over pixels of ``-sum_q z_q log p_q``.
     """
+    true_ab = _check_ab(true_ab, "soft_cross_entropy's true_ab")
     true_ab = np.asarray(true_ab, np.float32).reshape(-1, 2)
     probs = np.asarray(probs, np.float64)
     if probs.shape[-1] != len(bins) or probs.size // len(bins) not in (1, len(true_ab)):
@@ -644,8 +653,12 @@ def reliability(probs: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
     """
     if n_groups < 1:
         raise ValueError(f"n_groups must be positive, got {n_groups}.")
-    probs = np.asarray(probs, np.float32).reshape(-1, len(bins))
-    true_ab = np.asarray(true_ab, np.float32).reshape(-1, 2)
+    probs = np.asarray(probs, np.float32)
+    if probs.shape[-1] != len(bins):
+        raise ValueError(f"reliability needs probs with Q = {len(bins)} classes last, got shape "
+                         f"{probs.shape}.")
+    probs = probs.reshape(-1, len(bins))
+    true_ab = np.asarray(_check_ab(true_ab, "reliability's true_ab"), np.float32).reshape(-1, 2)
     if len(probs) != len(true_ab):
         raise ValueError(f"probs and true_ab must have one row per pixel, got {len(probs)} and "
                          f"{len(true_ab)}.")

@@ -692,9 +692,12 @@ def _predict_windows(model, L: np.ndarray) -> np.ndarray:
     gives at every pixel what the 32×32 window centred there gives (each output pixel sees
     only its 17×17 neighbourhood): the same result as tiling the image with windows whose
     16×16 centres meet edge to edge, with a quarter of the work (the windows overlap).
+    Training windows lie inside the photos, unpadded, so no training target is within
+    ``MARGIN`` pixels of a border; here the pixels near a border see mirrored input, which
+    training never showed the network.
     """
     h, w = L.shape
-    # mirrored as the windows' padding was (edge-repeated for images too small to mirror)
+    # mirrored padding so the border pixels get a colour (edge-repeated for images too small)
     padded = np.pad(L, MARGIN, mode="reflect" if min(h, w) > MARGIN + OUTPUT else "edge")
     x = tf.constant(padded[None, :, :, None])
     for layer in model.layers:  # the layers, not the model: its input is fixed at 32×32

@@ -409,21 +409,31 @@ def _inputs(items: list[str]) -> list[Path]:
     return files
 
 
-def colorize_file(model, coll, path: str | Path, variant: str) -> np.ndarray:
+BAND_ROWS = 256
+"""Full-resolution rows converted to Lab and back at a time: the conversions' intermediates
+then take a band's worth of memory, not a whole large photo's several times over."""
+
+
+def colorize_file(model, coll, path: str | Path, variant: str,
+                  band_rows: int = BAND_ROWS) -> np.ndarray:
     """Colour one photograph at its own resolution.
 
     The network predicts ab at the run's working size (its shorter side ``coll.size``), the
-    ab image is scaled bilinearly to the photo's size and joined to the photo's own L.
+    ab image is scaled bilinearly to the photo's size and joined to the photo's own L, in
+    bands of ``band_rows`` rows (the conversions are per pixel, so the result is the same).
 
     Args:
         model: a trained model (``load_run``).
         coll: the run's collection (bins, working size).
         path: an image file (colour or grey-scale).
         variant: the run's variant (regression models need no bins).
+        band_rows: rows converted at a time (memory, not the result).
 
     Returns:
         float RGB ``(H, W, 3)`` in [0, 1].
     """
+    if band_rows < 1:
+        raise ValueError(f"band_rows must be a positive number of rows, got {band_rows}.")
     import tensorflow as tf
 
     from helpers import collection, color, colorizer
@@ -433,9 +443,12 @@ def colorize_file(model, coll, path: str | Path, variant: str) -> np.ndarray:
     L_small = color.rgb_to_lab(small).numpy()[..., 0]
     bins = None if variant == "regression" else coll.bins
     ab = colorizer.predict_ab(model, L_small, bins)
-    ab_full = tf.image.resize(ab[None], full.shape[:2], method="bilinear")[0]
-    L_full = color.rgb_to_lab(full)[..., :1]
-    return color.lab_to_rgb(tf.concat([L_full, ab_full], axis=-1)).numpy()
+    ab_full = tf.image.resize(ab[None], full.shape[:2], method="bilinear")[0].numpy()
+    out = np.empty(full.shape, np.float32)
+    for r in range(0, full.shape[0], band_rows):
+        L = color.rgb_to_lab(full[r:r + band_rows]).numpy()[..., :1]
+        out[r:r + band_rows] = color.lab_to_rgb(np.concatenate([L, ab_full[r:r + band_rows]], -1))
+    return out
 
 
 def colorize(args) -> int:

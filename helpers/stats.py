@@ -150,7 +150,8 @@ def paired(a: Sequence[float], b: Sequence[float], *, name: str = "",
 
 
 def bootstrap_paired(a: np.ndarray, b: np.ndarray, *, name: str = "", confidence: float = 0.95,
-                     n_resamples: int = 2000, seed: int = 0) -> Comparison:
+                     n_resamples: int = 2000, seed: int = 0,
+                     unit_weights: np.ndarray | None = None) -> Comparison:
     """Compare two configurations over a units x seeds design with a two-level bootstrap.
 
     The differences ``d = a - b`` form a crossed design: every unit (e.g. a test photo) is
@@ -177,12 +178,19 @@ def bootstrap_paired(a: np.ndarray, b: np.ndarray, *, name: str = "", confidence
     their p-values, so the interval excludes zero exactly when ``p < 1 - confidence``, and
     :func:`holm` recomputes both at its level from the same resamples.
 
+    With ``unit_weights`` the statistic is the weighted mean over units,
+    ``sum_i w_i d_i / sum_i w_i`` (``d_i`` the unit's mean over the resampled seeds), and each
+    resample recomputes it with the weights of the units it drew: a ratio of sums such as a
+    score pooled over photos of different sizes, recomputed on every resample rather than
+    linearised. The t part then uses the weighted mean over units of each seed.
+
     Args:
         a, b: results, shape ``(units, seeds)``, unit ``i`` and seed ``j`` paired.
         name: what is compared.
         confidence: the interval's confidence level.
         n_resamples: bootstrap resamples (at least 100).
         seed: seed of the resampling.
+        unit_weights: optional non-negative weight per unit, shape ``(units,)``, not all zero.
 
     Returns:
         The comparison, with ``n = units * seeds`` and ``shape = (units, seeds)``; its
@@ -195,25 +203,30 @@ def bootstrap_paired(a: np.ndarray, b: np.ndarray, *, name: str = "", confidence
     a, b = _paired_arrays(a, b, ndim=2, who="bootstrap_paired")
     diffs = a - b
     units, seeds = diffs.shape
+    w = np.ones(units) if unit_weights is None else np.asarray(unit_weights, dtype=float)
+    if w.shape != (units,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+        raise ValueError(f"unit_weights must be one finite, non-negative weight per unit "
+                         f"({units}), not all zero; got shape {w.shape}.")
+    statistic = functools.partial(_crossed_mean, diffs, weights=w)
     # Each call sees batch x units counts; keep that near 4 million numbers (32 MB).
     batch = max(1, min(n_resamples, 4_000_000 // max(units, seeds)))
     result = scipy.stats.bootstrap(
-        (np.arange(units), np.arange(seeds)), functools.partial(_crossed_mean, diffs),
+        (np.arange(units), np.arange(seeds)), statistic,
         paired=False, vectorized=True, n_resamples=int(n_resamples), batch=batch,
         method="percentile", confidence_level=confidence, rng=np.random.default_rng(seed))
     resampled = np.asarray(result.bootstrap_distribution, dtype=float)
     if np.ptp(resampled) == 0:
         raise ValueError("bootstrap_paired: every resampled mean difference is the same; "
                          "the design has no spread to build an interval from.")
-    parts = [functools.partial(_bootstrap_interval, units, seeds, diffs, result)]
+    parts = [functools.partial(_bootstrap_interval, units, seeds, statistic, result)]
     p = _percentile_p(resampled)
-    seed_a, seed_b = a.mean(axis=0), b.mean(axis=0)
+    seed_a, seed_b = w @ a / w.sum(), w @ b / w.sum()
     if np.ptp(seed_a - seed_b) > 0:  # the seed means differ: their t interval exists
         parts.append(_paired_t_recipe(seed_a, seed_b))
         p = max(p, float(scipy.stats.ttest_rel(seed_a, seed_b).pvalue))
     interval_at = functools.partial(_union_interval, tuple(parts))
     low, high = interval_at(confidence)
-    return Comparison(name=name, mean=float(diffs.mean()), low=low, high=high,
+    return Comparison(name=name, mean=float(w @ diffs.mean(axis=1) / w.sum()), low=low, high=high,
                       confidence=float(confidence), p=p, p_adjusted=p, n=int(diffs.size),
                       verdict=_verdict(low, high), method="bootstrap", shape=(units, seeds),
                       _interval_at=interval_at)
@@ -490,12 +503,13 @@ def _t_interval_at(mean: float, standard_error: float, df: int,
 
 
 def _crossed_mean(diffs: np.ndarray, units: np.ndarray, seeds: np.ndarray,
-                  axis: int = -1) -> np.ndarray:
+                  axis: int = -1, weights: np.ndarray | None = None) -> np.ndarray:
     """Mean of ``diffs`` over resampled unit rows and seed columns (vectorized over resamples).
 
     ``units`` has shape ``(..., k)`` of row indices and ``seeds`` ``(..., s)`` of column
     indices; the mean of ``diffs[units][:, seeds]`` is computed from how often each row and
-    column is drawn, without building the resampled matrix.
+    column is drawn, without building the resampled matrix. With ``weights`` (one per row)
+    the mean over rows is weighted by the drawn rows' weights.
     """
     units = np.moveaxis(np.asarray(units), axis, -1).astype(np.intp)
     seeds = np.moveaxis(np.asarray(seeds), axis, -1).astype(np.intp)
@@ -503,9 +517,11 @@ def _crossed_mean(diffs: np.ndarray, units: np.ndarray, seeds: np.ndarray,
     units = units.reshape(-1, units.shape[-1])
     seeds = seeds.reshape(-1, seeds.shape[-1])
     unit_counts = _counts(units, diffs.shape[0])
+    if weights is not None:
+        unit_counts = unit_counts * weights
     seed_counts = _counts(seeds, diffs.shape[1])
     means = np.einsum("bs,bs->b", unit_counts @ diffs, seed_counts)
-    means /= units.shape[-1] * seeds.shape[-1]
+    means /= unit_counts.sum(axis=1) * seeds.shape[-1]
     return means.reshape(batch)
 
 
@@ -516,11 +532,11 @@ def _counts(indices: np.ndarray, size: int) -> np.ndarray:
     return np.bincount(flat, minlength=rows * size).reshape(rows, size).astype(float)
 
 
-def _bootstrap_interval(units: int, seeds: int, diffs: np.ndarray, result,
+def _bootstrap_interval(units: int, seeds: int, statistic: Callable, result,
                         confidence: float) -> tuple[float, float]:
     """The percentile interval of a stored bootstrap at another level (no new resamples)."""
     relevelled = scipy.stats.bootstrap(
-        (np.arange(units), np.arange(seeds)), functools.partial(_crossed_mean, diffs),
+        (np.arange(units), np.arange(seeds)), statistic,
         paired=False, vectorized=True, n_resamples=0, method="percentile",
         confidence_level=confidence, bootstrap_result=result)
     return float(relevelled.confidence_interval.low), float(relevelled.confidence_interval.high)

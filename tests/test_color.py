@@ -330,3 +330,19 @@ def test_prior_handles_many_pixels_in_chunks():
     prior = color.empirical_prior(ab, BINS, sigma=0)
     nearest = np.argmin(((ab[:, None, :] - BINS) ** 2).sum(-1), axis=1)
     np.testing.assert_allclose(prior, np.bincount(nearest, minlength=len(BINS)) / len(ab))
+
+
+def test_colour_functions_refuse_arrays_that_are_not_ab_pairs():
+    rng = np.random.default_rng(9)
+    lab = rng.uniform(-50, 50, (10, 3)).astype(np.float32)  # three channels: silently 15 "pairs"
+    probs = rng.dirichlet(np.ones(len(BINS)), 10).astype(np.float32)
+    calls = {"empirical_prior": lambda: color.empirical_prior(lab, BINS),
+             "reliability": lambda: color.reliability(probs, lab, BINS),
+             "soft_cross_entropy": lambda: color.soft_cross_entropy(probs, lab, BINS),
+             "class_auc_sums": lambda: color.class_auc_sums(lab[:, :2], lab, BINS)}
+    for call in calls.values():
+        with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
+            call()
+    with pytest.raises(ValueError, match="classes last"):
+        color.reliability(probs[:, :5], lab[:, 1:], BINS)
+    assert color.empirical_prior(lab[:, 1:], BINS).shape == (len(BINS),)  # the ab channels work

@@ -222,6 +222,18 @@ def test_colorize_keeps_size_and_lightness_and_accepts_grey(trained, tmp_path):
     assert np.median(np.abs(L_got - L_src)) < 2.0  # the photo's own lightness, recoloured
 
 
+def test_colorize_in_bands_gives_the_whole_image_result(trained):
+    folder, run, _ = trained
+    model, coll, settings = colorizer_cli.load_run(run)
+    photo = folder / "photo00.jpg"
+    whole = colorizer_cli.colorize_file(model, coll, photo, settings["variant"], band_rows=10**6)
+    banded = colorizer_cli.colorize_file(model, coll, photo, settings["variant"], band_rows=7)
+    assert banded.shape == whole.shape and banded.dtype == np.float32
+    np.testing.assert_array_equal(banded, whole)  # per-pixel conversions: bands change nothing
+    with pytest.raises(ValueError, match="band_rows"):
+        colorizer_cli.colorize_file(model, coll, photo, settings["variant"], band_rows=0)
+
+
 def test_bad_runs_give_one_clear_error(trained, tmp_path, capsys):
     folder, run, args = trained
     assert colorizer_cli.main(["colorize", "--run", str(tmp_path / "nothing"), str(folder),

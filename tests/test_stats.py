@@ -150,6 +150,46 @@ def test_bootstrap_interval_matches_a_direct_two_level_resampling_joined_with_se
     assert (c.n, c.shape, c.method) == (units * seeds, (units, seeds), "bootstrap")
 
 
+def test_weighted_crossed_mean_is_the_ratio_of_the_resampled_sums():
+    rng = np.random.default_rng(15)
+    diffs, w = rng.normal(size=(7, 4)), rng.uniform(0.1, 5, 7)
+    units = rng.integers(0, 7, (10, 7))
+    seeds = rng.integers(0, 4, (10, 4))
+    expected = [w[u] @ diffs[np.ix_(u, s)].mean(axis=1) / w[u].sum() for u, s in zip(units, seeds)]
+    assert stats._crossed_mean(diffs, units, seeds, weights=w) == pytest.approx(expected)
+
+
+def test_unit_weights_recompute_a_pooled_ratio_on_every_resample():
+    """A score pooled over units of unequal size, sum(n_i) / sum(d_i): weighting the per-unit
+    scores n_i / d_i by d_i gives it exactly, and its bootstrap matches a direct resampling of
+    the ratio (the unweighted mean of per-unit scores is a different, here larger, number)."""
+    rng = np.random.default_rng(16)
+    units, seeds, n_resamples = 12, 4, 4000
+    d = rng.uniform(1, 30, units) ** 2  # one unit carries much of the weight
+    score_a = rng.uniform(0.4, 0.9, (units, 1)) + rng.normal(0, 0.05, (units, seeds))
+    score_b = score_a - 0.05 * (d[:, None] < 100) + rng.normal(0, 0.05, (units, seeds))
+    c = stats.bootstrap_paired(score_a, score_b, unit_weights=d, n_resamples=n_resamples, seed=2)
+    pooled = lambda s, rows, cols: (d[rows] @ s[np.ix_(rows, cols)].mean(axis=1)) / d[rows].sum()  # noqa: E731
+    everything = np.arange(units), np.arange(seeds)
+    assert c.mean == pytest.approx(pooled(score_a, *everything) - pooled(score_b, *everything))
+    assert c.mean != pytest.approx((score_a - score_b).mean(), rel=0.05)
+    direct_rng = np.random.default_rng(98)
+    direct = []
+    for _ in range(n_resamples):
+        rows, cols = direct_rng.integers(0, units, units), direct_rng.integers(0, seeds, seeds)
+        direct.append(pooled(score_a, rows, cols) - pooled(score_b, rows, cols))
+    tolerance = 4 * np.sqrt(2 * 0.025 * 0.975 / n_resamples) / scipy.stats.norm.pdf(1.96)
+    tolerance *= np.std(direct)
+    boot_low, boot_high = np.quantile(direct, [0.025, 0.975])
+    seed_t = scipy.stats.ttest_rel(d @ score_a / d.sum(), d @ score_b / d.sum())
+    t_interval = seed_t.confidence_interval(confidence_level=0.95)
+    assert c.low == pytest.approx(min(boot_low, t_interval.low), abs=tolerance)
+    assert c.high == pytest.approx(max(boot_high, t_interval.high), abs=tolerance)
+    for bad in (np.ones(units - 1), -np.ones(units), np.zeros(units), np.full(units, np.nan)):
+        with pytest.raises(ValueError, match="unit_weights"):
+            stats.bootstrap_paired(score_a, score_b, unit_weights=bad)
+
+
 def test_bootstrap_p_value_is_where_its_interval_reaches_zero():
     rng = np.random.default_rng(7)
     d = 0.15 + rng.normal(0, 1, (20, 1)) + rng.normal(0, 0.3, (1, 5)) + rng.normal(0, 1, (20, 5))
