@@ -130,8 +130,10 @@ def cost_source(notebook: str, bench: dict, digest: str | None = None) -> str:
     machine = bench["machine"]
     peak = max(r["peak_rss_mb"] for r in runs.values())
     load = runs["full"].get("load_average")
+    # the run's own threads count in the load, up to about one per core: more means other work
     busy = "" if load is None else f" at a load average of {load:.1f}" + (
-        " (other work shared the machine, which slows a run)" if load >= 1.5 else "")
+        " (other work shared the machine, which slows a run)"
+        if load > machine["cpus"] + 0.5 else "")
     measured = (f"took {_duration(runs['full']['seconds'])} at full scale and "
                 f"{_duration(runs['quick']['seconds'])} at quick scale (`BOOK_QUICK=1`), with a "
                 f"peak memory of {_memory(peak)}, on a {machine['cpus']}-core machine{busy} with "

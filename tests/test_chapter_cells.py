@@ -101,6 +101,10 @@ def test_cost_line_quotes_make_bench_with_its_source():
     bench["notebooks"][0]["load_average"] = 0.7
     line = cells.cost_source("07_x.ipynb", bench)
     assert "at a load average of 0.7 with" in line and "other work" not in line
+    bench["notebooks"][0]["load_average"] = 2.3  # a run on both cores counts about 2 itself
+    assert "other work" not in cells.cost_source("07_x.ipynb", bench)
+    bench["machine"]["cpus"] = 1  # ... but on one core 2.3 means something else ran too
+    assert "other work shared" in cells.cost_source("07_x.ipynb", bench)
 
 
 def test_setup_cell_takes_the_repository_from_config_yml():
