@@ -190,7 +190,7 @@ def bootstrap_paired(a: np.ndarray, b: np.ndarray, *, name: str = "", confidence
         confidence: the interval's confidence level.
         n_resamples: bootstrap resamples (at least 100).
         seed: seed of the resampling.
-        unit_weights: optional non-negative weight per unit, shape ``(units,)``, not all zero.
+        unit_weights: optional positive weight per unit, shape ``(units,)``.
 
     Returns:
         The comparison, with ``n = units * seeds`` and ``shape = (units, seeds)``; its
@@ -204,9 +204,10 @@ def bootstrap_paired(a: np.ndarray, b: np.ndarray, *, name: str = "", confidence
     diffs = a - b
     units, seeds = diffs.shape
     w = np.ones(units) if unit_weights is None else np.asarray(unit_weights, dtype=float)
-    if w.shape != (units,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
-        raise ValueError(f"unit_weights must be one finite, non-negative weight per unit "
-                         f"({units}), not all zero; got shape {w.shape}.")
+    if w.shape != (units,) or not np.all(np.isfinite(w)) or not np.all(w > 0):
+        raise ValueError(f"unit_weights must be one finite, positive weight per unit ({units}) "
+                         f"(a resample of zero-weight units only would have no mean); got "
+                         f"shape {w.shape}.")
     statistic = functools.partial(_crossed_mean, diffs, weights=w)
     # Each call sees batch x units counts; keep that near 4 million numbers (32 MB).
     batch = max(1, min(n_resamples, 4_000_000 // max(units, seeds)))

@@ -185,7 +185,10 @@ def test_unit_weights_recompute_a_pooled_ratio_on_every_resample():
     t_interval = seed_t.confidence_interval(confidence_level=0.95)
     assert c.low == pytest.approx(min(boot_low, t_interval.low), abs=tolerance)
     assert c.high == pytest.approx(max(boot_high, t_interval.high), abs=tolerance)
-    for bad in (np.ones(units - 1), -np.ones(units), np.zeros(units), np.full(units, np.nan)):
+    one_zero = np.ones(units)
+    one_zero[0] = 0.0
+    nan = np.full(units, np.nan)
+    for bad in (np.ones(units - 1), -np.ones(units), np.zeros(units), one_zero, nan):
         with pytest.raises(ValueError, match="unit_weights"):
             stats.bootstrap_paired(score_a, score_b, unit_weights=bad)
 
