@@ -389,11 +389,17 @@ def soft_encode(ab: tf.Tensor, bins: np.ndarray, sigma: float = 5.0, k: int = 5)
     return _soft_encode_nearest(ab, bins, sigma, k)[0]
 
 
+def _soft_neighbours(ab: tf.Tensor, bins: np.ndarray, sigma: float,
+                     k: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The soft targets' non-zero part: weights and bin indices ``(..., k)``, nearest first."""
+    d2, idx = _nearest_k(ab, bins, k)  # sorted: idx[..., 0] is the nearest bin
+    return tf.nn.softmax(-d2 / (2.0 * sigma**2), axis=-1), idx  # normalised Gaussian weights
+
+
 def _soft_encode_nearest(ab: tf.Tensor, bins: np.ndarray, sigma: float,
                          k: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Soft targets ``(..., Q)`` and nearest-bin indices ``(...,)`` of ab values."""
-    d2, idx = _nearest_k(ab, bins, k)  # sorted: idx[..., 0] is the nearest bin
-    w = tf.nn.softmax(-d2 / (2.0 * sigma**2), axis=-1)  # normalised Gaussian weights
+    w, idx = _soft_neighbours(ab, bins, sigma, k)
     q = len(bins)
     flat_idx = tf.reshape(idx, (-1, k))
     rows = tf.shape(flat_idx)[0]
@@ -626,9 +632,8 @@ def soft_cross_entropy(probs: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
         raise ValueError(f"k must be between 1 and the number of bins ({len(bins)}), got {k}.")
     log_p = np.log(np.maximum(probs.reshape(-1, len(bins)), PROB_FLOOR))
     # the soft target has only k non-zero entries per pixel: sum over those, never over all Q
-    d2, idx = _nearest_k(true_ab, bins, k)
-    z = tf.nn.softmax(-d2 / (2.0 * sigma**2), axis=-1).numpy().astype(np.float64)  # as soft_encode
-    idx = idx.numpy()
+    z, idx = _soft_neighbours(true_ab, bins, sigma, k)
+    z, idx = z.numpy().astype(np.float64), idx.numpy()
     picked = log_p[0][idx] if len(log_p) == 1 else np.take_along_axis(log_p, idx, axis=1)
     total = -float(np.sum(z * picked))
     return total / len(true_ab)
