@@ -134,9 +134,11 @@ def cost_source(notebook: str, bench: dict, digest: str | None = None) -> str:
     busy = "" if load is None else f" at a load average of {load:.1f}" + (
         " (other work shared the machine, which slows a run)"
         if load > machine["cpus"] + 0.5 else "")
+    cpu = f" ({runs['full']['cpu']})" if runs["full"].get("cpu") else ""  # kinds differ a lot
     measured = (f"took {_duration(runs['full']['seconds'])} at full scale and "
                 f"{_duration(runs['quick']['seconds'])} at quick scale (`BOOK_QUICK=1`), with a "
-                f"peak memory of {_memory(peak)}, on a {machine['cpus']}-core machine{busy} with "
+                f"peak memory of {_memory(peak)}, on a {machine['cpus']}-core machine{cpu}{busy} "
+                f"with "
                 f"{(bench.get('caches') or 'cold').split()[0]} caches, as `make bench` recorded "
                 f"in `{BENCH}`")
     current = digest is None or all(r.get("source") == digest for r in runs.values())

@@ -1,12 +1,14 @@
 """Wall time and peak memory of every chapter, at quick and full scale, in one run.
 
-    python benchmarks/notebooks.py [--scale quick|full|both] [--only NAME ...] [--warm]
+    python benchmarks/notebooks.py [--scale quick|full|both] [--only NAME ...] [--warm] [--keep DIR]
 
 Each notebook is executed in a fresh kernel (as the book build does, from `chapters/`);
 the kernel's peak resident memory is read from the kernel process's VmHWM, and the mean
 1-minute load average during the run is recorded beside it. The chapters'
 caches of trained weights go to an empty temporary folder (``BOOK_CACHE_DIR``), so every
 model is trained as in a first build; ``--warm`` uses ``data/cache`` instead (a re-run).
+``--keep DIR`` also writes each executed notebook to DIR/<scale>/ (to build or inspect its pages).
+Each run records the CPU's model name beside its time: machines of one kind differ a lot.
 Prints a table and writes benchmarks/results/notebooks.json. Targets: the whole book under
 15 minutes at full scale and under 3 minutes at quick scale on a 2-core machine; every
 notebook under 2 GB.
@@ -72,8 +74,21 @@ class _PeakWatcher(threading.Thread):
         return self.peak
 
 
-def run_notebook(path: Path, quick: bool, timeout: int = 1800) -> dict:
-    """Execute one notebook in a fresh kernel; return its wall time and kernel peak RSS."""
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or the platform's), "" if none is known."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run_notebook(path: Path, quick: bool, timeout: int = 1800, keep: Path | None = None) -> dict:
+    """Execute one notebook in a fresh kernel; return its wall time and kernel peak RSS.
+
+    With ``keep``, the executed notebook is also written to ``keep/<scale>/<name>``."""
     os.environ["BOOK_QUICK"] = "1" if quick else "0"
     os.environ["BOOK_BUILD"] = "1"  # no progress bars, as in the book build
     nb = nbformat.read(path, as_version=4)
@@ -87,9 +102,13 @@ def run_notebook(path: Path, quick: bool, timeout: int = 1800) -> dict:
     finally:
         seconds = time.perf_counter() - start
         peak = watcher.stop()
-    return {"notebook": path.name, "scale": "quick" if quick else "full",
+    scale = "quick" if quick else "full"
+    if keep is not None:
+        (keep / scale).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, keep / scale / path.name)
+    return {"notebook": path.name, "scale": scale,
             "seconds": round(seconds, 1), "peak_rss_mb": round(peak / 2**20, 1),
-            "load_average": watcher.mean_load(),
+            "load_average": watcher.mean_load(), "cpu": cpu_model(),
             "source": source_digest(nbformat.read(path, as_version=4))}
 
 
@@ -106,6 +125,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 02")
     parser.add_argument("--warm", action="store_true",
                         help="reuse the trained weights in data/cache (a re-run, not a first run)")
+    parser.add_argument("--keep", type=Path,
+                        help="also write the executed notebooks to this folder")
     args = parser.parse_args()
     notebooks = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
     if args.only:
@@ -116,7 +137,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="book-bench-cache-") as empty:
         if not args.warm:
             os.environ["BOOK_CACHE_DIR"] = empty  # the kernels inherit it
-        rows = [run_notebook(p, quick) for quick in scales for p in notebooks]
+        rows = [run_notebook(p, quick, keep=args.keep) for quick in scales for p in notebooks]
     print(f"{'notebook':38s} {'scale':6s} {'seconds':>8s} {'peak MB':>8s}")
     for r in rows:
         print(f"{r['notebook']:38s} {r['scale']:6s} {r['seconds']:8.1f} {r['peak_rss_mb']:8.1f}")

@@ -29,3 +29,14 @@ def test_peak_watcher_reports_a_childs_peak_memory_and_stops():
     assert not watcher.is_alive()
     assert peak >= 60 * 2**20
     assert watcher.mean_load() is not None and watcher.mean_load() >= 0
+
+
+def test_cpu_model_reads_the_model_name_line(monkeypatch, tmp_path):
+    notebooks = _load_bench()
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\n")
+    real_path = notebooks.Path
+    monkeypatch.setattr(notebooks, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p))
+    assert notebooks.cpu_model() == "AMD EPYC 9B14"
+    info.write_text("processor\t: 0\n")  # no model line: the platform's answer, never an error
+    assert notebooks.cpu_model() == notebooks.platform.processor()

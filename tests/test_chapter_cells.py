@@ -105,6 +105,9 @@ def test_cost_line_quotes_make_bench_with_its_source():
     assert "other work" not in cells.cost_source("07_x.ipynb", bench)
     bench["machine"]["cpus"] = 1  # ... but on one core 2.3 means something else ran too
     assert "other work shared" in cells.cost_source("07_x.ipynb", bench)
+    assert "machine (" not in cells.cost_source("07_x.ipynb", bench)  # no CPU recorded, none named
+    bench["notebooks"][0]["cpu"] = "AMD EPYC"  # the full-scale run's CPU is named beside its time
+    assert "1-core machine (AMD EPYC) at a load average" in cells.cost_source("07_x.ipynb", bench)
 
 
 def test_setup_cell_takes_the_repository_from_config_yml():
