@@ -117,6 +117,14 @@ def test_page_as_a_reader_sees_it(browser, base_url, site_dir, path):
                               ".map(e => e.textContent.slice(0, 40))")
             assert not raw, f"{path}: math left unrendered: {raw}"
 
+        # Markdown outputs (the tables of display(Markdown(...))) rendered, never left as raw pipes
+        # (a table rule left as text: |---| or, after the typographer, |—|).
+        rule = r"/\|\s*:?(?:-{3,}|[—–]+)\s*:?\s*\|/"
+        raw_tables = page.eval_on_selector_all(
+            "main .cell_output", f"els => els.filter(e => {rule}.test(e.innerText))"
+                                 ".map(e => e.innerText.slice(0, 60))")
+        assert not raw_tables, f"{path}: Markdown tables shown as text: {raw_tables}"
+
         # Widgets: never an empty placeholder (no widget views without their JavaScript).
         assert page.locator("script[type='application/vnd.jupyter.widget-view+json']").count() == 0
 
