@@ -456,8 +456,10 @@ def _check_design(sd: float, n: int, alpha: float, power: float, family_size: in
 def _power(effect: float, n: int, level: float) -> float:
     """Power of the two-sided paired t test (statsmodels ``TTestPower``).
 
-    Where statsmodels' noncentral t returns NaN (one degree of freedom and a large effect),
-    the same probability is integrated over the chi-square distribution of the variance.
+    Where statsmodels' noncentral t returns NaN (one degree of freedom and a large effect, or
+    thousands of degrees of freedom and a small one), the same probability is integrated over
+    the chi-square distribution of the variance, in its quantiles: integrated over the variance
+    itself, ``quad`` missed the narrow peak at large degrees of freedom and returned 0.
     """
     value = float(np.squeeze(TTestPower().power(effect_size=effect, nobs=n, alpha=level)))
     if np.isfinite(value):
@@ -465,12 +467,11 @@ def _power(effect: float, n: int, level: float) -> float:
     df, shift = n - 1, effect * np.sqrt(n)
     critical = scipy.stats.t.isf(level / 2, df)
 
-    def rejected(v: float) -> float:
-        scale = critical * np.sqrt(v / df)
-        return scipy.stats.chi2.pdf(v, df) * (scipy.stats.norm.sf(scale - shift)
-                                              + scipy.stats.norm.cdf(-scale - shift))
+    def rejected(u: float) -> float:  # u: the quantile of the chi-square variable
+        scale = critical * np.sqrt(scipy.stats.chi2.ppf(u, df) / df)
+        return scipy.stats.norm.sf(scale - shift) + scipy.stats.norm.cdf(-scale - shift)
 
-    return float(scipy.integrate.quad(rejected, 0, np.inf)[0])
+    return float(scipy.integrate.quad(rejected, 0, 1, limit=200)[0])
 
 
 def _verdict(low: float, high: float) -> str:

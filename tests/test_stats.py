@@ -357,3 +357,19 @@ def test_comparisons_survive_pickling_and_can_still_be_corrected():
     restored = pickle.loads(pickle.dumps(family))
     assert restored == family
     assert stats.holm(restored) == stats.holm(family)
+
+
+def test_seeds_needed_never_grows_with_the_effect_even_in_the_thousands():
+    # statsmodels' noncentral t returns NaN at some large n; the fallback once returned power 0
+    # there, so sd 0.289 asked for 3544 seeds and sd 0.295 for 547 (difference 0.05, 26 tests)
+    sds = np.linspace(0.25, 0.6, 36)
+    needed = [stats.seeds_needed(0.05, sd, family_size=26) for sd in sds]
+    assert all(a <= b for a, b in zip(needed, needed[1:])), needed
+    # and the normal approximation holds at these sizes: n ~ ((z_{1-a/2} + z_power) sd / d)^2
+    z = scipy.stats.norm.isf(0.05 / 26 / 2) + scipy.stats.norm.ppf(0.8)
+    for sd, n in zip(sds, needed):
+        assert abs(n - (z * sd / 0.05) ** 2) < 0.02 * n + 3, (sd, n)
+    for n in (1024, 2048, 4096):  # the fallback against the normal approximation of the power
+        shift = 0.05 / 0.289 * np.sqrt(n)
+        approx = scipy.stats.norm.sf(scipy.stats.t.isf(0.05 / 52, n - 1) - shift)
+        assert abs(stats._power(0.05 / 0.289, n, 0.05 / 26) - approx) < 0.01
