@@ -205,3 +205,18 @@ def test_bench_merges_a_partial_run_into_the_recorded_one():
            {"notebook": "02.ipynb", "scale": "full", "seconds": 2.0}]
     merged = bench.merge_rows(old, [{"notebook": "02.ipynb", "scale": "full", "seconds": 9.0}])
     assert [(r["notebook"], r["seconds"]) for r in merged] == [("01.ipynb", 1.0), ("02.ipynb", 9.0)]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")),
+                         ids=lambda p: p.name)
+def test_every_worked_solution_is_collapsed_with_its_output(path):
+    # A solution's prose sits in a dropdown; the code cell after it (which computes the solution)
+    # is tagged hide-cell, so its output, the answer, is collapsed too (hide-input showed it).
+    nb = nbformat.read(path, as_version=4)
+    solutions = [i for i, c in enumerate(nb.cells)
+                 if c.cell_type == "markdown" and "{admonition} Solution" in c.source]
+    assert solutions, f"{path.name}: no worked solutions"
+    for i in solutions:
+        following = nb.cells[i + 1]
+        assert following.cell_type == "code", (path.name, i)
+        assert "hide-cell" in following.metadata.get("tags", []), (path.name, i + 1)
