@@ -230,7 +230,7 @@ def test_colorize_in_bands_gives_the_whole_image_result(trained):
     banded = colorizer_cli.colorize_file(model, coll, photo, settings["variant"], band_rows=7)
     assert banded.shape == whole.shape and banded.dtype == np.float32
     # per-pixel conversions: bands change nothing but float32 rounding (exact on one CPU; on an
-    # AVX2 one, one value in 9,063 differed by 3e-8, a vector loop against its scalar tail)
+    # AVX2 one, one value in 9,063 differed by 3e-8)
     np.testing.assert_allclose(banded, whole, rtol=0, atol=4 * np.finfo(np.float32).eps)
     with pytest.raises(ValueError, match="band_rows"):
         colorizer_cli.colorize_file(model, coll, photo, settings["variant"], band_rows=0)
