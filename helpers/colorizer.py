@@ -691,7 +691,7 @@ def _predict_windows(model, L: np.ndarray) -> np.ndarray:
     The network is 8 unpadded convolutions, so run over the image padded by ``MARGIN`` it
     gives at every pixel what the 32×32 window centred there gives (each output pixel sees
     only its 17×17 neighbourhood): the same result as tiling the image with windows whose
-    16×16 centres meet edge to edge, with a quarter of the work (the windows overlap).
+    16×16 centres meet edge to edge, with less work (the windows would overlap).
     Training windows lie inside the photos, unpadded, so no training target is within
     ``MARGIN`` pixels of a border; here the pixels near a border see mirrored input, which
     training never showed the network.
