@@ -2,7 +2,7 @@
 Chromium from a server on 127.0.0.1 and checked as a reader would see it.
 
 Run after a build: `SITE_DIR=_build/html pytest -m browser tests/test_site.py`
-(`make test` does it on the quick build, `.ci/run` also on the full build).
+(`make test` does it on the quick build, `.ci/run` on the full build).
 """
 
 from __future__ import annotations
