@@ -15,20 +15,27 @@ chapter's family of comparisons with :func:`holm`, excludes zero; "no difference
 * :func:`detectable_difference`, :func:`seeds_needed` -- paired t power
   (``statsmodels`` ``TTestPower``), to choose seeds before an experiment.
 * :func:`table` -- a Markdown table of a family of comparisons.
+* :class:`Family` -- differences and equivalence tests Holm-corrected together, with a
+  verdict per member from :data:`FAMILY_VERDICTS`, a DataFrame and a Markdown table.
+* :func:`sd_upper` -- the one-sided upper confidence limit of a standard deviation
+  (``scipy.stats.chi2``), for planning seeds from a pilot.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import scipy.integrate
 import scipy.stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_paired
+
+from helpers import book
 
 VERDICTS: tuple[str, ...] = ("higher", "lower", "not resolved")
 """The verdicts of a :class:`Comparison` of ``a - b``: a > b, a < b, or neither shown."""
@@ -96,6 +103,9 @@ class Equivalence:
         equivalent: True when ``p < alpha``: the difference is shown to be within the margin.
         n: the number of pairs.
         confidence: the interval's level, ``1 - 2 * alpha``.
+
+    A :class:`Family` recomputes the interval at its Holm-matched level, which needs the
+    interval as a function of its level (set by :func:`equivalence`).
     """
 
     name: str
@@ -107,6 +117,8 @@ class Equivalence:
     equivalent: bool
     n: int = 0
     confidence: float = 0.90
+    _interval_at: Callable[[float], tuple[float, float]] | None = field(
+        default=None, repr=False, compare=False)
 
     @property
     def verdict(self) -> str:
@@ -263,19 +275,13 @@ def holm(comparisons: Sequence[Comparison], alpha: float = 0.05) -> list[Compari
         if not isinstance(c, Comparison) or c._interval_at is None:
             raise ValueError("holm takes the Comparison objects returned by paired() or "
                              f"bootstrap_paired(), got {type(c).__name__}.")
-    p = np.array([c.p for c in comparisons])
-    _, p_adjusted, _, _ = multipletests(p, alpha=alpha, method="holm")
-    m = len(comparisons)
-    rank = np.empty(m, int)
-    rank[np.argsort(p, kind="stable")] = np.arange(1, m + 1)  # i: 1 for the smallest p
+    p_adjusted, levels = _holm_levels([c.p for c in comparisons], alpha)
     out = []
-    for c, p_adj, i in zip(comparisons, p_adjusted, rank):
-        p_adj = float(p_adj)
-        step = 1 - alpha / (m - i + 1)  # the level Holm's step tests this comparison at
-        level = max(1 - alpha * c.p / p_adj, step) if p_adj > 0 else step
+    for c, p_adj, test_alpha in zip(comparisons, p_adjusted, levels):
+        level = 1 - test_alpha
         low, high = c._interval_at(level)
         out.append(Comparison(name=c.name, mean=c.mean, low=low, high=high,
-                              confidence=float(level), p=c.p, p_adjusted=p_adj, n=c.n,
+                              confidence=level, p=c.p, p_adjusted=p_adj, n=c.n,
                               verdict=_verdict(low, high), method=c.method, shape=c.shape,
                               _interval_at=c._interval_at))
     return out
@@ -305,7 +311,8 @@ def equivalence(a: Sequence[float], b: Sequence[float], margin: float, *, name: 
     p_value = float(p_value)
     return Equivalence(name=name, mean=float(np.mean(a - b)), low=low, high=high,
                        margin=float(margin), p=p_value, equivalent=bool(p_value < alpha),
-                       n=int(a.size), confidence=float(1 - 2 * alpha))
+                       n=int(a.size), confidence=float(1 - 2 * alpha),
+                       _interval_at=_paired_t_recipe(a, b))
 
 
 def detectable_difference(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8,
@@ -403,7 +410,260 @@ def table(comparisons: Sequence[Comparison | Equivalence], unit: str = "",
     return "\n".join(lines)
 
 
+def sd_upper(sd: float, n: int, level: float = 0.95) -> float:
+    """Return the one-sided upper confidence limit of a standard deviation.
+
+    For ``n`` normal observations with sample standard deviation ``sd`` (``ddof=1``),
+    ``(n - 1) sd**2 / sigma**2`` follows a chi-square distribution with ``n - 1`` degrees of
+    freedom, so ``sd * sqrt((n - 1) / chi2.ppf(1 - level, n - 1))`` exceeds the true sigma
+    with probability ``level``. Plan seeds with it (:func:`seeds_needed`) so that a pilot
+    run's lucky small spread does not promise too much.
+
+    Args:
+        sd: the sample standard deviation (``ddof=1``), e.g. of a pilot's paired differences.
+        n: the number of observations it was computed from (at least 2).
+        level: the one-sided confidence level.
+
+    Returns:
+        The upper limit, in the units of ``sd`` (``scipy.stats.chi2``); 0 when ``sd`` is 0.
+    """
+    if isinstance(sd, bool) or not isinstance(sd, int | float | np.integer | np.floating) \
+            or not np.isfinite(sd) or sd < 0:
+        raise ValueError(f"sd_upper needs a finite, non-negative standard deviation, got {sd!r}; "
+                         "compute it with np.std(values, ddof=1).")
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
+        raise ValueError(f"sd_upper needs n, the number of observations behind sd, as an "
+                         f"integer >= 2, got {n!r}.")
+    _check_level(level, "level")
+    df = int(n) - 1
+    return float(sd) * float(np.sqrt(df / scipy.stats.chi2.ppf(1 - level, df)))
+
+
+FAMILY_VERDICTS: tuple[str, ...] = ("higher", "lower", "equivalent", "not resolved")
+"""The verdicts of a :class:`Family` member: ``a > b``, ``a < b``, within the margin, neither."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One test of a :class:`Family`, after Holm's correction over the whole family.
+
+    Attributes:
+        name: what is compared, e.g. ``"L1 - L2"``.
+        test: ``"difference"`` (is ``a - b`` nonzero?) or ``"equivalence"`` (TOST: is it
+            within ``±margin``?).
+        estimate: the estimated difference ``a - b``.
+        low, high: its interval at ``confidence``, the Holm-matched level (see :class:`Family`).
+        confidence: the interval's level.
+        p: the raw p-value (two-sided for a difference, the TOST p for an equivalence).
+        p_adjusted: ``p`` after Holm over every member of the family.
+        verdict: one of :data:`FAMILY_VERDICTS`.
+        margin: the equivalence margin; None for a difference.
+        labels: the names of ``a`` and ``b`` for :attr:`statement`, or None.
+        method: how the interval was computed, e.g. ``"paired t"``.
+        n: the number of paired observations.
+    """
+
+    name: str
+    test: str
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    p: float
+    p_adjusted: float
+    verdict: str
+    margin: float | None = None
+    labels: tuple[str, str] | None = None
+    method: str = "paired t"
+    n: int = 0
+
+    @property
+    def statement(self) -> str:
+        """The verdict for a reader: ``"L1 higher than L2"``, ``"equivalent within ±0.1"``..."""
+        if self.verdict == "equivalent":
+            return f"equivalent within ±{self.margin:g}"
+        if self.verdict in ("higher", "lower") and self.labels:
+            return f"{self.labels[0]} {self.verdict} than {self.labels[1]}"
+        return self.verdict
+
+
+class Family:
+    """A chapter's family of paired differences and equivalence tests, Holm-corrected together.
+
+    Add every test the chapter's text draws a conclusion from, then read :attr:`members`,
+    :meth:`table` or :meth:`markdown`. Holm's step-down (``statsmodels`` ``multipletests``)
+    runs over the pooled raw p-values of all members, differences and equivalence tests
+    alike, so the family-wise error rate of all "higher", "lower" and "equivalent" verdicts
+    together is at most ``alpha``.
+
+    What the interval level means: member ``i`` (the ``i``-th smallest of ``m`` raw p-values)
+    is matched to the level ``alpha_i = min(alpha * p / p_adjusted, alpha / (m - i + 1))``
+    (Holm's step level where ``p_adjusted`` is 0 or capped at 1), which it passes exactly
+    when ``p_adjusted < alpha``. A difference's two-sided interval is at ``1 - alpha_i``, so it
+    excludes zero exactly when ``p_adjusted < alpha``; an equivalence test's interval is at
+    ``1 - 2 * alpha_i`` (the two one-sided tests at ``alpha_i``), so it lies inside
+    ``(-margin, margin)`` exactly then. The verdicts are read from these intervals. Each
+    interval covers its own difference at its stated level, but together they are not
+    simultaneous intervals: the family-wise guarantee is for the verdicts.
+
+    Example::
+
+        family = stats.Family().compare(l1, l2, name="L1 - L2", labels=("L1", "L2"))
+        family.equivalence(l1_slow, l2_slow, 0.01, name="L1 - L2, lr 0.001")
+        display(Markdown(family.markdown(unit="y units")))
+    """
+
+    def __init__(self, alpha: float = 0.05) -> None:
+        """Start an empty family.
+
+        Args:
+            alpha: the family-wise error rate, strictly between 0 and 0.5 (an equivalence
+                interval is at ``1 - 2 * alpha_i``).
+        """
+        _check_level(alpha, "alpha", low=0.0, high=0.5)
+        self.alpha = float(alpha)
+        self._tests: list[tuple[Comparison | Equivalence, tuple[str, str] | None]] = []
+
+    def compare(self, a: Sequence[float], b: Sequence[float], *, name: str,
+                labels: tuple[str, str] | None = None) -> Family:
+        """Add a paired difference ``a - b`` (:func:`paired`, one result per seed).
+
+        Args:
+            a, b: one result per seed, paired by seed.
+            name: what is compared, e.g. ``"L1 - L2"``.
+            labels: the names of ``a`` and ``b`` for the verdict, e.g. ``("L1", "L2")``.
+
+        Returns:
+            The family, so that calls chain.
+        """
+        return self.add(paired(a, b, name=name), labels=labels)
+
+    def equivalence(self, a: Sequence[float], b: Sequence[float], margin: float, *, name: str,
+                    labels: tuple[str, str] | None = None) -> Family:
+        """Add a paired TOST of ``a - b`` against ``±margin`` (:func:`equivalence`).
+
+        Args:
+            a, b: one result per seed, paired by seed.
+            margin: the largest difference that counts as none, stated before the experiment.
+            name: what is compared.
+            labels: the names of ``a`` and ``b``.
+
+        Returns:
+            The family, so that calls chain.
+        """
+        return self.add(equivalence(a, b, margin, name=name), labels=labels)
+
+    def add(self, result: Comparison | Equivalence, *,
+            labels: tuple[str, str] | None = None) -> Family:
+        """Add a test computed elsewhere, e.g. by :func:`bootstrap_paired`.
+
+        Args:
+            result: a :class:`Comparison` or an :class:`Equivalence` that can recompute its
+                interval at another level (from this module, or ``deployment.median_ratio``).
+            labels: the names of ``a`` and ``b``.
+
+        Returns:
+            The family, so that calls chain.
+        """
+        if not isinstance(result, Comparison | Equivalence) or result._interval_at is None:
+            raise ValueError(f"Family.add takes a Comparison from paired() or bootstrap_paired(), "
+                             f"or an Equivalence from equivalence(), got {type(result).__name__} "
+                             "without an interval it can recompute at Holm's level.")
+        if labels is not None and (len(labels) != 2 or not all(
+                isinstance(label, str) and label for label in labels)):
+            raise ValueError(f"labels must be two non-empty names, of a and of b, e.g. "
+                             f"('L1', 'L2'); got {labels!r}.")
+        self._tests.append((result, None if labels is None else tuple(labels)))
+        return self
+
+    def __len__(self) -> int:
+        return len(self._tests)
+
+    def __iter__(self) -> Iterator[Member]:
+        return iter(self.members)
+
+    @property
+    def members(self) -> list[Member]:
+        """Every test, in the order added, with Holm's adjusted p, interval and verdict."""
+        if not self._tests:
+            raise ValueError("The family is empty: add its comparisons with compare(), "
+                             "equivalence() or add() first.")
+        p_adjusted, levels = _holm_levels([t.p for t, _ in self._tests], self.alpha)
+        out = []
+        for (t, labels), p_adj, test_alpha in zip(self._tests, p_adjusted, levels):
+            if isinstance(t, Equivalence):
+                level = 1 - 2 * test_alpha
+                low, high = t._interval_at(level)
+                verdict = "equivalent" if -t.margin < low and high < t.margin else "not resolved"
+                kind, margin, method = "equivalence", t.margin, "paired t"
+            else:
+                level = 1 - test_alpha
+                low, high = t._interval_at(level)
+                verdict, kind, margin, method = _verdict(low, high), "difference", None, t.method
+            out.append(Member(name=t.name, test=kind, estimate=t.mean, low=low, high=high,
+                              confidence=level, p=t.p, p_adjusted=p_adj, verdict=verdict,
+                              margin=margin, labels=labels, method=method, n=t.n))
+        return out
+
+    def table(self) -> pd.DataFrame:
+        """Return the family as a DataFrame, one row per member in the order added.
+
+        Returns:
+            Columns ``name``, ``test``, ``estimate``, ``low``, ``high``, ``level``, ``p``,
+            ``p_holm``, ``margin`` (NaN for differences), ``verdict`` and ``statement``.
+        """
+        return pd.DataFrame([{
+            "name": m.name, "test": m.test, "estimate": m.estimate, "low": m.low,
+            "high": m.high, "level": m.confidence, "p": m.p, "p_holm": m.p_adjusted,
+            "margin": np.nan if m.margin is None else m.margin, "verdict": m.verdict,
+            "statement": m.statement} for m in self.members])
+
+    def markdown(self, unit: str = "", digits: int = 2) -> str:
+        """Return the family as a Markdown table for the book.
+
+        Args:
+            unit: the unit of the differences, shown in the header (e.g. ``"pp"``).
+            digits: decimals of the estimates, intervals and margins.
+
+        Returns:
+            One row per member: comparison, test (difference, or TOST with its margin),
+            estimate [interval], the interval's level, p, Holm p and the verdict statement.
+        """
+        if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+            raise ValueError(f"digits must be a non-negative integer, got {digits!r}.")
+        rows = []
+        for m in self.members:
+            test = "difference" if m.margin is None else f"TOST ±{m.margin:.{digits}f}"
+            rows.append([m.name, test,
+                         f"{m.estimate:+.{digits}f} [{m.low:+.{digits}f}, {m.high:+.{digits}f}]",
+                         _format_level(m.confidence), _format_p(m.p), _format_p(m.p_adjusted),
+                         m.statement])
+        unit_text = f" ({unit})" if unit else ""
+        headers = ["Comparison", "Test", f"Estimate{unit_text} [interval]", "Level", "p",
+                   "Holm p", "Verdict"]
+        return book.markdown_table(rows, headers, align="llrrrrl")
+
+
 # -- private helpers ---------------------------------------------------------------------
+
+def _holm_levels(p: Sequence[float], alpha: float) -> tuple[list[float], list[float]]:
+    """Holm-adjusted p-values and the level each test is matched to, ``alpha * p / p_adjusted``.
+
+    The matched level is floored at Holm's step level ``alpha / (m - i + 1)`` for the
+    ``i``-th smallest p-value (and is that step level when ``p_adjusted`` is 0), so a test
+    rejects at its matched level exactly when ``p_adjusted < alpha``.
+    """
+    p = np.asarray(p, dtype=float)
+    _, p_adjusted, _, _ = multipletests(p, alpha=alpha, method="holm")
+    m = p.size
+    rank = np.empty(m, int)
+    rank[np.argsort(p, kind="stable")] = np.arange(1, m + 1)  # i: 1 for the smallest p
+    levels = []
+    for raw, p_adj, i in zip(p, p_adjusted, rank):
+        step = alpha / (m - i + 1)  # the level Holm's step tests this p-value at
+        levels.append(float(min(alpha * raw / p_adj, step)) if p_adj > 0 else float(step))
+    return [float(x) for x in p_adjusted], levels
+
 
 def _paired_arrays(a, b, *, ndim: int, who: str) -> tuple[np.ndarray, np.ndarray]:
     """Validate two paired arrays of results and return them as float arrays."""

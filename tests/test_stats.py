@@ -373,3 +373,193 @@ def test_seeds_needed_never_grows_with_the_effect_even_in_the_thousands():
         shift = 0.05 / 0.289 * np.sqrt(n)
         approx = scipy.stats.norm.sf(scipy.stats.t.isf(0.05 / 52, n - 1) - shift)
         assert abs(stats._power(0.05 / 0.289, n, 0.05 / 26) - approx) < 0.01
+
+
+# -- Family: differences and equivalence tests under one Holm correction ------------------
+
+def _holm_matched_alpha(p: np.ndarray, p_adjusted: np.ndarray, alpha: float) -> np.ndarray:
+    """Per test, the level Holm's decision for it is matched to (computed here, not in stats)."""
+    order = np.argsort(p, kind="stable")
+    step = np.empty(p.size)
+    step[order] = alpha / (p.size - np.arange(p.size))  # alpha / (m - i + 1), i from 1
+    return np.where(p_adjusted > 0, np.minimum(alpha * p / np.where(p_adjusted > 0, p_adjusted, 1),
+                                               step), step)
+
+
+def test_family_applies_holm_once_over_differences_and_equivalence_tests(no_full_collections):
+    rng = np.random.default_rng(20)
+    base = rng.normal(0, 1, 8)
+    diffs = [(base + shift + rng.normal(0, 0.4, 8), base) for shift in (1.0, 0.45, 0.1)]
+    equivs = [(base + rng.normal(0, 0.05, 8), base, 0.15),
+              (base + rng.normal(0, 0.3, 8), base, 0.3)]
+    boot_a, boot_b = rng.normal(0.4, 1, (12, 4)), rng.normal(0, 1, (12, 4))
+    boot = stats.bootstrap_paired(boot_a, boot_b, n_resamples=1000, seed=0, name="boot")
+    family = stats.Family(alpha=0.05)
+    for i, (a, b) in enumerate(diffs):
+        family.compare(a, b, name=f"d{i}")
+    for i, (a, b, margin) in enumerate(equivs):
+        family.equivalence(a, b, margin, name=f"e{i}")
+    family.add(boot)
+    members = family.members
+    # The raw p-values, computed here with scipy/statsmodels directly, and Holm over all six.
+    p = np.array([scipy.stats.ttest_rel(a, b).pvalue for a, b in diffs]
+                 + [ttost_paired(a, b, -m, m)[0] for a, b, m in equivs] + [boot.p])
+    _, pooled, _, _ = multipletests(p, alpha=0.05, method="holm")
+    assert [m.name for m in members] == ["d0", "d1", "d2", "e0", "e1", "boot"]
+    assert [m.test for m in members] == ["difference"] * 3 + ["equivalence"] * 2 + ["difference"]
+    assert [m.p for m in members] == pytest.approx(list(p))
+    assert [m.p_adjusted for m in members] == pytest.approx(list(pooled))
+    # Correcting the two kinds separately gives other numbers: the family really is pooled.
+    separate = np.concatenate([multipletests(p[[0, 1, 2, 5]], method="holm")[1],
+                               multipletests(p[3:5], method="holm")[1]])
+    assert not np.allclose(np.array([m.p_adjusted for m in members])[[0, 1, 2, 5, 3, 4]], separate)
+    matched = _holm_matched_alpha(p, pooled, 0.05)
+    for m, (a, b), level in zip(members[:3], diffs, matched[:3]):
+        interval = scipy.stats.ttest_rel(a, b).confidence_interval(confidence_level=1 - level)
+        assert m.confidence == pytest.approx(1 - level)
+        assert (m.low, m.high) == pytest.approx((interval.low, interval.high))
+        assert m.estimate == pytest.approx(np.mean(a - b))
+    for m, (a, b, _), level in zip(members[3:5], equivs, matched[3:5]):
+        interval = scipy.stats.ttest_rel(a, b).confidence_interval(confidence_level=1 - 2 * level)
+        assert m.confidence == pytest.approx(1 - 2 * level)
+        assert (m.low, m.high) == pytest.approx((interval.low, interval.high))
+    assert (members[5].low, members[5].high) == pytest.approx(boot._interval_at(1 - matched[5]))
+    for m in members:
+        assert m.verdict in stats.FAMILY_VERDICTS
+        assert (m.verdict != "not resolved") == (m.p_adjusted < 0.05)
+    assert members[0].verdict == "higher" and members[3].verdict == "equivalent"
+    assert any(m.verdict == "not resolved" and m.p < 0.05 for m in members), \
+        "the family should hold a test that the pooled correction overturns"
+
+
+def test_family_equivalence_holds_only_when_its_interval_lies_inside_the_margin(
+        no_full_collections):
+    rng = np.random.default_rng(21)
+    a = rng.normal(0.8, 0.05, 10)
+    b = a + 0.004 + rng.normal(0, 0.01, 10)
+    alone = stats.Family().equivalence(a, b, 0.05, name="alone").members[0]
+    assert alone.confidence == pytest.approx(0.9) and alone.verdict == "equivalent"
+    assert -0.05 < alone.low < alone.high < 0.05
+    # A margin between the largest |end| of the 90 % interval and of the Holm-matched 98 %
+    # interval in a family of five: equivalent alone, not resolved in the family.
+    t90 = scipy.stats.ttest_rel(a, b).confidence_interval(confidence_level=0.90)
+    t98 = scipy.stats.ttest_rel(a, b).confidence_interval(confidence_level=0.98)
+    margin = (max(-t90.low, t90.high) + max(-t98.low, t98.high)) / 2
+    assert stats.Family().equivalence(a, b, margin, name="e").members[0].verdict == "equivalent"
+    family = stats.Family().equivalence(a, b, margin, name="e")
+    for k in range(4):  # four differences with p = 1 put the TOST on Holm's strictest step
+        half = rng.normal(0, 0.01, 5)
+        family.compare(a + np.concatenate([half, -half]), a, name=f"null {k}")
+    member = family.members[0]
+    assert member.confidence == pytest.approx(0.98)
+    assert member.verdict == "not resolved" and max(-member.low, member.high) > margin
+    # A real difference beyond the margin is never "equivalent", however tight.
+    far = stats.Family().equivalence(a + 0.1 + rng.normal(0, 0.001, 10), a, 0.05, name="far")
+    assert far.members[0].verdict == "not resolved" and far.members[0].low > 0.05
+    for m in [alone, member, far.members[0]]:
+        assert (m.verdict == "equivalent") == (-m.margin < m.low and m.high < m.margin)
+
+
+def test_family_resolves_known_differences_in_their_direction(no_full_collections):
+    # 300 simulated experiments, 8 seeds: a - b = +1, c - b = -1 (sd of differences 0.6) and
+    # an equivalence member with a true difference 0, margin 0.6. Power is computed for the
+    # strictest Holm step (alpha / 3), a lower bound on the power the family has.
+    n_sims, seeds, sd = 300, 8, 0.6
+    rng = np.random.default_rng(22)
+    power = float(TTestPower().power(effect_size=1 / sd, nobs=seeds, alpha=0.05 / 3))
+    counts = {"up": 0, "down": 0, "wrong": 0}
+    for _ in range(n_sims):
+        b = rng.normal(0, 1, seeds)
+        family = (stats.Family()
+                  .compare(b + 1 + rng.normal(0, sd, seeds), b, name="up", labels=("A", "B"))
+                  .compare(b - 1 + rng.normal(0, sd, seeds), b, name="down", labels=("C", "B"))
+                  .equivalence(b + rng.normal(0, sd, seeds), b, 0.6, name="same"))
+        up, down, _ = family.members
+        counts["up"] += up.verdict == "higher"
+        counts["down"] += down.verdict == "lower"
+        counts["wrong"] += up.verdict == "lower" or down.verdict == "higher"
+    low, _ = _acceptance(n_sims, power)
+    assert counts["up"] >= low and counts["down"] >= low, (counts, power)
+    assert counts["wrong"] == 0
+    assert up.statement in ("A higher than B", "not resolved")
+
+
+def test_family_keeps_the_family_wise_error_over_both_kinds_of_test(no_full_collections):
+    # Every null true: two differences of 0 and two equivalence tests whose true difference
+    # sits on the margin. Uncorrected, about 1 - 0.95**2 * 0.95**2 = 19 % of families err.
+    n_families, seeds, margin, alpha = 500, 6, 0.5, 0.05
+    rng = np.random.default_rng(23)
+    corrected = raw = 0
+    for _ in range(n_families):
+        b = rng.normal(0, 1, (4, seeds))
+        a = b + rng.normal(0, 1, (4, seeds)) + np.array([[0], [0], [margin], [-margin]])
+        family = (stats.Family(alpha).compare(a[0], b[0], name="0").compare(a[1], b[1], name="1")
+                  .equivalence(a[2], b[2], margin, name="+m")
+                  .equivalence(a[3], b[3], margin, name="-m"))
+        corrected += any(m.verdict != "not resolved" for m in family)
+        raw += any(m.p < alpha for m in family.members)
+    _, high = _acceptance(n_families, alpha)
+    assert corrected <= high, f"family-wise error {corrected / n_families:.3f}"
+    assert raw > high
+
+
+def test_family_table_and_markdown_show_every_member(no_full_collections):
+    rng = np.random.default_rng(24)
+    base = rng.normal(0, 1, 8)
+    family = (stats.Family()
+              .compare(base + 2 + rng.normal(0, 0.1, 8), base, name="L1 | L2", labels=("L1", "L2"))
+              .equivalence(base + rng.normal(0, 0.01, 8), base, 0.3, name="same"))
+    frame = family.table()
+    assert list(frame.columns) == ["name", "test", "estimate", "low", "high", "level", "p",
+                                   "p_holm", "margin", "verdict", "statement"]
+    assert list(frame["statement"]) == ["L1 higher than L2", "equivalent within ±0.3"]
+    assert frame["margin"].isna().tolist() == [True, False]
+    for row, m in zip(frame.itertuples(), family.members):
+        assert (row.estimate, row.low, row.high, row.p_holm) == (m.estimate, m.low, m.high,
+                                                                 m.p_adjusted)
+    lines = family.markdown(unit="pp", digits=1).splitlines()
+    assert len(lines) == 4 and "Estimate (pp) [interval]" in lines[0]
+    assert lines[2].startswith(r"| L1 \| L2 | difference | ") and lines[2].endswith(
+        "| L1 higher than L2 |")
+    assert lines[3].startswith("| same | TOST ±0.3 | ")
+    m = family.members[0]
+    assert f"{m.estimate:+.1f} [{m.low:+.1f}, {m.high:+.1f}]" in lines[2]
+
+
+def test_sd_upper_matches_chi_square_quantiles_and_covers_the_true_sd():
+    # chi2(9) has 5 % of its mass below 3.325113 (printed tables): 1.6452 times the sample sd.
+    assert stats.sd_upper(1.0, 10) == pytest.approx(np.sqrt(9 / 3.325113), rel=1e-6)
+    assert stats.sd_upper(np.float64(0.3), np.int64(5), level=0.9) == pytest.approx(
+        0.3 * np.sqrt(4 / scipy.stats.chi2.ppf(0.1, 4)))
+    assert stats.sd_upper(0.3, 5) > stats.sd_upper(0.3, 5, level=0.8) > 0.3
+    assert stats.sd_upper(0.0, 5) == 0.0
+    # Coverage: in 4000 samples of 6 from N(0, 1) the limit exceeds sigma = 1 in about 95 %.
+    rng = np.random.default_rng(25)
+    sds = np.std(rng.normal(0, 1, (4000, 6)), axis=1, ddof=1)
+    covered = sum(stats.sd_upper(float(s), 6) > 1.0 for s in sds)
+    low, high = _acceptance(4000, 0.95)
+    assert low <= covered <= high, f"coverage {covered / 4000:.3f}"
+
+
+FAMILY_BAD_INPUTS = [
+    (lambda: stats.Family(alpha=0.6), "alpha"),
+    (lambda: stats.Family().members, "empty"),
+    (lambda: stats.Family().add(0.01), "Family.add"),
+    (lambda: stats.Family().add(stats.Equivalence("x", 0.0, -0.1, 0.1, 0.5, 0.01, True)),
+     "Family.add"),
+    (lambda: stats.Family().compare([1, 2, 3], [0, 2, 1], name="x", labels=("a",)), "labels"),
+    (lambda: stats.Family().equivalence([1, 2, 3], [0, 2, 1], 0.0, name="x"), "positive margin"),
+    (lambda: stats.Family().compare([1, 2, 3], [0, 2, 1], name="x").markdown(digits=-1),
+     "digits"),
+    (lambda: stats.sd_upper(-1.0, 5), "non-negative"),
+    (lambda: stats.sd_upper(float("nan"), 5), "non-negative"),
+    (lambda: stats.sd_upper(1.0, 1), "integer >= 2"),
+    (lambda: stats.sd_upper(1.0, 5.5), "integer >= 2"),
+    (lambda: stats.sd_upper(1.0, 5, level=95), "level"),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), FAMILY_BAD_INPUTS)
+def test_family_and_sd_upper_bad_input_raises_a_readable_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
