@@ -1,8 +1,11 @@
 """Thin helpers shared by the chapters of the book, one module per concern.
 
+- ``book``: publishing glue for the notebooks: ``glue`` (NumPy scalars welcome) and Markdown
+  tables.
 - ``config``: run scale (full / quick), seeds, paths, the one cache key and live-session test.
 - ``data``: dataset loaders (synthetic line data, Fashion-MNIST, photographs).
-- ``stats``: paired comparisons, Holm, equivalence (TOST), two-level bootstrap, power.
+- ``stats``: paired comparisons, Holm, equivalence (TOST), a mixed Holm family, two-level
+  bootstrap, power, the upper confidence limit of a standard deviation.
 - ``plots``: colours per method, the forest plot of a family of comparisons, offline animations.
 - ``training``: the compiled ensemble of small dense networks (chapter 1).
 - ``activations``: RReLU and what else Keras lacks (chapters 2 and 3).
@@ -18,5 +21,5 @@
 Import the module you need, e.g. ``from helpers import config, stats``.
 """
 
-__all__ = ["activations", "collection", "color", "colorizer", "colorizer_cli", "config", "data",
-           "deployment", "freeze", "perceptrons", "plots", "stats", "training"]
+__all__ = ["activations", "book", "collection", "color", "colorizer", "colorizer_cli", "config",
+           "data", "deployment", "freeze", "perceptrons", "plots", "stats", "training"]
