@@ -6,6 +6,8 @@ raises one clear error naming the package or command that provides it.
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import os
 from pathlib import Path
 
@@ -96,6 +98,10 @@ PHOTO_PACKAGES = {
     "lomiri-wallpapers-20.04": "apt-get install lomiri-wallpapers-20.04",
     "lomiri-wallpapers-16.04": "apt-get install lomiri-wallpapers-16.04",
     "scikit-image": "pip install scikit-image",
+    "lxqt-themes": "apt-get install lxqt-themes",
+    "tuxpaint-data": "apt-get install tuxpaint-data",
+    "tuxpaint-stamps-default": "apt-get install tuxpaint-stamps-default",
+    "scikit-learn": "pip install scikit-learn",
 }
 """The packages that ship the book's photographs, and the command that installs each."""
 
@@ -139,13 +145,19 @@ scikit-image's bundled data folder."""
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+_BUNDLED_PHOTOS = {"skimage": ("skimage", "data"), "sklearn": ("sklearn", "datasets/images")}
+"""Path prefixes of photos bundled in Python packages: ``prefix: (module, folder in it)``."""
+
+
 def _photo_path(path: str) -> Path:
-    if path.startswith("skimage:"):
-        try:
-            import skimage.data
-        except ImportError:
+    """Resolve ``skimage:<file>`` / ``sklearn:<file>`` to the installed file; others unchanged."""
+    prefix, _, name = path.partition(":")
+    if prefix in _BUNDLED_PHOTOS and name:
+        module, folder = _BUNDLED_PHOTOS[prefix]
+        spec = importlib.util.find_spec(module)  # locates the package without importing it
+        if spec is None or not spec.submodule_search_locations:
             return Path("/nonexistent") / path
-        return Path(skimage.data.__file__).parent / path.split(":", 1)[1]
+        return Path(list(spec.submodule_search_locations)[0]) / folder / name
     return Path(path)
 
 
@@ -207,6 +219,118 @@ def load_photos(split: str = "train", size: int = 128,
                 + "; ".join(f"{pkg} (`{PHOTO_PACKAGES[pkg]}`)" for pkg in missing) + ".")
         chosen = [(n, p) for n, p, _ in entries]
     return [_read_photo(p, size) for _, p in chosen], [n for n, _ in chosen]
+
+
+# ------------------------------------------- curated photo manifest (colorizer training)
+
+PHOTO_MANIFEST = Path(__file__).resolve().parent.parent / "data" / "photos.csv"
+"""Every colour photograph the Debian and Python packages ship, once each, with its split
+(``data/README.md`` says how it was curated)."""
+
+PHOTO_SPLITS = ("train", "val", "test")
+"""Splits of the manifest: whole scenes are held out, never crops of a training photo."""
+
+PHOTO_MANIFEST_COLUMNS = ("name", "package", "path", "width", "height", "kind", "scene",
+                          "split", "alpha", "hash")
+
+PHOTO_HASH_SIZE = 16
+"""The hash keeps the lowest 16 x 16 = 256 frequencies of a 64 x 64 grey thumbnail."""
+
+PHOTO_DEDUPE_THRESHOLD = 20
+"""Two images whose hashes (as-is or one mirrored) differ in at most this many of the 256 bits
+count as one photo: resized copies of one image differ in at most 14 bits, the kept photos in
+34 or more (data/README.md says how this was checked)."""
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    """The (unnormalized) DCT-II basis: row ``k`` holds ``cos(pi * (2 m + 1) * k / (2 n))``."""
+    k, m = np.arange(n)[:, None], np.arange(n)[None, :]
+    return np.cos(np.pi * (2 * m + 1) * k / (2 * n))
+
+
+def photo_hash(path: str | Path, *, mirror: bool = False) -> str:
+    """Perceptual (DCT) hash of an image, for finding one photo shipped several times.
+
+    The image (transparent pixels composited on mid grey, as the colorizer reads them) is
+    shrunk to a 64 x 64 grey thumbnail; each of the 16 x 16 lowest-frequency DCT
+    coefficients gives one bit: above the median of those coefficients (bar the mean) or not.
+    Resizing, recompression and mild colour changes keep nearly every bit.
+
+    Args:
+        path: an image file PIL can read.
+        mirror: hash the image mirrored left to right (to find mirrored copies).
+
+    Returns:
+        256 bits as 64 hexadecimal characters.
+    """
+    from PIL import Image
+
+    side = 4 * PHOTO_HASH_SIZE
+    with Image.open(path) as im:
+        im.draft("RGB", (side, side))  # JPEG: decode at a reduced size
+        rgba = im.convert("RGBA")
+    grey = Image.new("RGBA", rgba.size, (128, 128, 128, 255))
+    small = Image.alpha_composite(grey, rgba).convert("L")
+    small = small.resize((side, side), Image.Resampling.BOX)
+    pixels = np.asarray(small, dtype=np.float64)
+    if mirror:
+        pixels = pixels[:, ::-1]
+    basis = _dct_matrix(side)[:PHOTO_HASH_SIZE]
+    low = (basis @ pixels @ basis.T).ravel()
+    return np.packbits(low > np.median(low[1:])).tobytes().hex()
+
+
+def photo_hash_distance(a: str, b: str) -> int:
+    """Number of bits in which two ``photo_hash`` values differ (0 to 256)."""
+    x, y = (np.unpackbits(np.frombuffer(bytes.fromhex(h), np.uint8)) for h in (a, b))
+    return int(np.count_nonzero(x != y))
+
+
+def photo_manifest(split: str = "all") -> list[dict]:
+    """Read the curated photo manifest ``data/photos.csv``.
+
+    Args:
+        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
+
+    Returns:
+        One dict per photo with the CSV's columns; ``width``, ``height`` and ``alpha`` as int.
+
+    Raises:
+        ValueError: if ``split`` is not one of the above.
+    """
+    if split not in (*PHOTO_SPLITS, "all"):
+        raise ValueError(f"split must be one of {', '.join(map(repr, PHOTO_SPLITS))} or "
+                         f"'all', got {split!r}.")
+    with open(PHOTO_MANIFEST, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key in ("width", "height", "alpha"):
+            row[key] = int(row[key])
+    return [row for row in rows if split == "all" or row["split"] == split]
+
+
+def photo_paths(split: str = "all") -> list[Path]:
+    """Files of the manifest's photos in ``split``, in the manifest's order.
+
+    Args:
+        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
+
+    Returns:
+        Absolute paths; ``skimage:`` and ``sklearn:`` entries resolved in the installed package.
+
+    Raises:
+        ValueError: if ``split`` is unknown.
+        RuntimeError: naming the package (and install command) of any missing file.
+    """
+    rows = photo_manifest(split)
+    paths = [_photo_path(row["path"]) for row in rows]
+    missing = sorted({row["package"] for row, p in zip(rows, paths) if not p.is_file()})
+    if missing:
+        raise RuntimeError(
+            "Photographs are missing; install the package(s) that ship them: "
+            + "; ".join(f"{pkg} (`{PHOTO_PACKAGES.get(pkg, 'apt-get install ' + pkg)}`)"
+                        for pkg in missing) + ".")
+    return paths
 
 
 # ----------------------------------------------------- line with outliers (regularization)
