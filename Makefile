@@ -18,13 +18,14 @@ LOCK_PYTHON := $(patsubst python-%,%,$(strip $(file < runtime.txt)))
 QUICK_OUT := _build/quick
 PDF       := _build/pdf/book.pdf
 
-.PHONY: help setup apt apt-test book book-quick pdf pdf-quick lock test unit nbval site-test lab-test lab bench lint clean
+.PHONY: help setup apt apt-test book book-quick pdf pdf-quick lock test unit nbval site-test lab-test lab bench lint clean weights
 
 help:
 	@echo "make book   - set up .venv and build the full book into _build/html"
 	@echo "make test   - set up .venv, then unit tests, nbval, quick book build, browser tests"
 	@echo "make lab    - JupyterLab on the chapters"
 	@echo "make bench  - time and peak memory of every chapter at quick and full scale"
+	@echo "make weights - retrain the colorization chapter's committed runs (data/runs)"
 	@echo "make pdf    - the whole book as one PDF, $(PDF)"
 	@echo "make lock   - regenerate the lock requirements.txt from requirements.in"
 
@@ -99,6 +100,11 @@ lint: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) chapters
+
+# Retrain the chapter's committed colorizer runs (data/runs) from scratch with the book's own
+# command and settings (helpers/colorizer_cli.py: BOOK_RUNS); prints how long each took.
+weights: $(STAMP)
+	$(BIN)/python -m helpers.colorizer weights
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/notebooks.py

@@ -65,23 +65,30 @@ class Collection:
 
     working: Path | None = None
     """Folder of the photos' working-size copies (``<name>.png``), or None to read originals."""
+    held_out_folder: Path | None = None
+    """The separate folder the held-out photos come from, or None (held out of ``folder``)."""
 
     def paths(self, which: str = "train") -> list[str]:
         """Paths of the training (``"train"``) or held-out (``"held_out"``) photos to read.
 
         The working-size copies where the scan wrote them, the originals otherwise.
         """
+        if which not in {"train", "held_out"}:
+            raise ValueError(f"which must be 'train' or 'held_out', got {which!r}.")
         names = self.train if which == "train" else self.held_out
+        apart = which == "held_out" and self.held_out_folder is not None
         if self.working is not None:
-            return [str(self.working / f"{n}.png") for n in names]
-        return [str(self.folder / n) for n in names]
+            base = self.working / "held_out" if apart else self.working
+            return [str(base / f"{n}.png") for n in names]
+        return [str((self.held_out_folder if apart else self.folder) / n) for n in names]
 
 
 def read_photo(path: str | Path, size: int | None = None) -> tuple[np.ndarray, bool]:
     """Read an image file as float32 RGB in [0, 1], optionally scaled to a shorter side.
 
     Args:
-        path: an image file PIL can read.
+        path: an image file PIL can read; transparent pixels (cut-out objects, such as Tux
+            Paint's photographed stamps) are composited on mid grey, a colourless background.
         size: shorter side of the result in pixels (never upscaled below it); None keeps the
             file's resolution.
 
@@ -96,6 +103,9 @@ def read_photo(path: str | Path, size: int | None = None) -> tuple[np.ndarray, b
 
     with Image.open(path) as im:
         grey_mode = im.mode in _GREY_MODES
+        if im.mode in {"RGBA", "LA", "PA"} or "transparency" in im.info:
+            rgba = im.convert("RGBA")  # a cut-out object: its background becomes mid grey
+            im = Image.alpha_composite(Image.new("RGBA", rgba.size, (128, 128, 128, 255)), rgba)
         if size is not None:
             scale = size / min(im.size)
             target = (max(size, round(im.size[0] * scale)), max(size, round(im.size[1] * scale)))
@@ -150,9 +160,14 @@ def _held_out_names(names: list[str]) -> set[str]:
     return set(names[k - 1::k][:MAX_HELD_OUT])
 
 
+def _list_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
 def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: float = 5.0,
          lam: float = 0.5, threads: int | None = None,
-         working: str | Path | None = None) -> Collection:
+         working: str | Path | None = None,
+         held_out_folder: str | Path | None = None) -> Collection:
     """Walk a photo folder once and compute its bins, prior and rebalancing weights.
 
     Only a histogram over the ab grid is kept in memory. Files are listed recursively;
@@ -168,6 +183,9 @@ def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: floa
         threads: photos decoded at once (default: the CPUs this process may use).
         working: optional folder for lossless working-size copies of the colour photos
             (what training then reads: a large JPEG takes far longer to decode).
+        held_out_folder: optional folder whose colour photos are the held-out ones (e.g.
+            whole scenes kept apart for early stopping); then every colour photo of
+            ``folder`` is trained on. Default: a few photos of ``folder`` are held out.
 
     Returns:
         A ``Collection``.
@@ -179,10 +197,17 @@ def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: floa
         raise ValueError(f"The working size must be at least 32 px (one window), got {size}.")
     if not 1 <= step <= color.AB_RANGE:
         raise ValueError(f"The ab bin side must be between 1 and {color.AB_RANGE:.0f}, got {step}.")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = _list_files(folder)
     if not files:
         raise ValueError(f"{str(folder)!r} holds no files; put your photographs in it.")
     held = _held_out_names([str(p.relative_to(folder)) for p in files])
+    apart: list[Path] = []
+    if held_out_folder is not None:
+        held_out_folder = Path(held_out_folder)
+        if not held_out_folder.is_dir():
+            raise ValueError(f"{str(held_out_folder)!r} is not a folder; pass --held-out a "
+                             "folder of photos kept out of training.")
+        held, apart = set(), _list_files(held_out_folder)
     total = np.zeros(_N_CELLS**2, np.int64)
     train, held_out, grey, skipped = [], [], 0, []
     workers = threads or max(1, len(os.sched_getaffinity(0)))
@@ -201,6 +226,12 @@ def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: floa
             else:
                 train.append(name)
                 total += hist
+        copies = [None if working is None else Path(working) / "held_out" /
+                  f"{p.relative_to(held_out_folder)}.png" for p in apart]
+        for path, (_hist, kind) in zip(apart, pool.map(
+                lambda pc: _histogram(pc[0], size, step, pc[1]), zip(apart, copies))):
+            if kind == "colour":
+                held_out.append(str(path.relative_to(held_out_folder)))
     if skipped:
         warnings.warn(f"Skipped {len(skipped)} file(s) in {str(folder)!r} that are not readable "
                       f"images (e.g. {skipped[0]!r}).", stacklevel=2)
@@ -219,7 +250,8 @@ def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: floa
                       counts=counts, prior=prior,
                       weights=color.rebalance_weights(prior, lam).astype(np.float32),
                       sigma=float(sigma), lam=float(lam),
-                      working=None if working is None else Path(working).resolve())
+                      working=None if working is None else Path(working).resolve(),
+                      held_out_folder=None if not apart else held_out_folder.resolve())
 
 
 def save(collection: Collection, run: str | Path) -> None:
@@ -233,6 +265,8 @@ def save(collection: Collection, run: str | Path) -> None:
     if working is not None and working.resolve().is_relative_to(run.resolve()):
         working = working.resolve().relative_to(run.resolve())  # the run folder may move
     meta["working"] = None if working is None else str(working)
+    apart = collection.held_out_folder
+    meta["held_out_folder"] = None if apart is None else str(apart)
     np.savez(run / "prior.npz", bins=collection.bins, counts=collection.counts,
              prior=collection.prior, weights=collection.weights)
     (run / "collection.json").write_text(json.dumps(meta))
@@ -256,19 +290,62 @@ def load(run: str | Path) -> Collection:
     with np.load(run / "prior.npz") as z:
         arrays = {k: z[k] for k in ("bins", "counts", "prior", "weights")}
     working = meta.pop("working", None)
+    apart = meta.pop("held_out_folder", None)
     return Collection(folder=Path(meta.pop("folder")), **meta, **arrays,
-                      working=None if working is None else run / working)
+                      working=None if working is None else run / working,
+                      held_out_folder=None if apart is None else Path(apart))
+
+
+def multiscale_crops(rgb: np.ndarray, count: int, window: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Square crops of random size from one photo, scaled to ``window`` px, half mirrored.
+
+    Each crop's side is drawn between ``window`` and the photo's shorter side, uniform in its
+    logarithm (so each doubling of scale is drawn as often, from the photo's finest detail to
+    its whole height), its position uniformly, and it is mirrored left to right with
+    probability ½.
+
+    Args:
+        rgb: float RGB photo ``(H, W, 3)`` in [0, 1], at least ``window`` px on each side.
+        count: how many crops.
+        window: side of the returned crops.
+        rng: the random generator that places them.
+
+    Returns:
+        float32 crops ``(count, window, window, 3)``.
+    """
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    if min(h, w) < window or count < 1:
+        raise ValueError(f"Cannot cut {count} crop(s) of {window} px from a {h}×{w} photo; "
+                         "read photos at a working size of at least the window (--size).")
+    out = np.empty((count, window, window, 3), np.float32)
+    for j in range(count):
+        side = int(round(np.exp(rng.uniform(np.log(window), np.log(min(h, w))))))
+        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        part = np.round(rgb[y:y + side, x:x + side] * 255).astype(np.uint8)
+        if side != window:
+            part = np.asarray(Image.fromarray(part).resize((window, window),
+                                                           Image.Resampling.BILINEAR))
+        if rng.random() < 0.5:
+            part = part[:, ::-1]
+        out[j] = part / np.float32(255)
+    return out
 
 
 def _crops(path: str, visit: int, *, size: int, window: int, crops: int,
-           seed: int) -> np.ndarray:
-    """``crops`` random windows of one photo, their positions fixed by (seed, visit)."""
+           seed: int, augment: bool = False) -> np.ndarray:
+    """``crops`` random windows of one photo, their positions fixed by (seed, visit);
+    with ``augment``, ``multiscale_crops`` instead of windows at the working scale."""
     try:
         rgb, _ = read_photo(path, size)
     except Exception as err:
         raise ValueError(f"{path!r} could not be read while training ({err}); it was "
                          "readable during the scan: was the folder changed?") from None
     rng = np.random.default_rng([seed, visit])
+    if augment:
+        return multiscale_crops(rgb, crops, window, rng)
     h, w = rgb.shape[:2]
     ys, xs = rng.integers(0, h - window + 1, crops), rng.integers(0, w - window + 1, crops)
     return np.stack([rgb[y:y + window, x:x + window] for y, x in zip(ys, xs)])
@@ -280,7 +357,8 @@ def crops_per_photo(batch: int, most: int = 4) -> int:
 
 
 def windows_dataset(paths: list[str], *, size: int, window: int, batch: int, seed: int = 0,
-                    start: int = 0, pipeline: int = 0, pipelines: int = 1) -> tf.data.Dataset:
+                    start: int = 0, pipeline: int = 0, pipelines: int = 1,
+                    augment: bool = False) -> tf.data.Dataset:
     """An endless ``tf.data`` stream of RGB window batches read from photo files.
 
     Visit ``v`` of the collection reads photo ``perm_p[v mod n]`` (``perm_p`` a seeded
@@ -297,6 +375,8 @@ def windows_dataset(paths: list[str], *, size: int, window: int, batch: int, see
         start: batches this pipeline has already delivered (a resumed run's position).
         pipeline: this input pipeline's index (``tf.distribute.InputContext.input_pipeline_id``).
         pipelines: number of input pipelines.
+        augment: cut ``multiscale_crops`` (random scale, mirrored half the time) instead of
+            windows at the working scale.
 
     Returns:
         A dataset of float32 batches ``(batch, window, window, 3)``.
@@ -318,7 +398,8 @@ def windows_dataset(paths: list[str], *, size: int, window: int, batch: int, see
     def read(k: np.int64) -> np.ndarray:
         v = int(k) * pipelines + pipeline  # the visit's index in the whole run
         path = paths[permutation(v // n)[v % n]]
-        return _crops(path, v, size=size, window=window, crops=crops, seed=seed)
+        return _crops(path, v, size=size, window=window, crops=crops, seed=seed,
+                      augment=augment)
 
     def load(k):
         out = tf.numpy_function(read, [k], tf.float32, stateful=False)

@@ -47,10 +47,23 @@ CONTEXT_STRIDE = 8
 VARIANTS = ("regression", "classification", "rebalanced")
 """The three training variants the paper compares."""
 
-ARCHITECTURES = ("post", "context", "local")
+ARCHITECTURES = ("post", "context", "local", "main")
 """The networks: the post's eight convolutions, the context network, and its local control
 (the context network's stride, padding, output resolution and targets, with a receptive field
-about the post's)."""
+about the post's), and the main colorizer (the paper's design at a CPU's scale: blocks of
+convolutions each closed by batch normalisation, scaled input, point-subsampled targets)."""
+
+MAIN_WIDTHS = (16, 32, 64, 128, 64)
+"""Widths of the main colorizer's five blocks (the paper's are 64, 128, 256, 512, ..., 256)."""
+
+MAIN_TARGET_OFFSET = 3
+"""Row and column, within each 4×4 block, of the pixel whose ab is the main colorizer's target
+(the paper's code point-subsamples too, with a 1×1 stride-4 convolution). Probed by gradients,
+the receptive field of output ``i`` is centred on input ``4i + 3`` or ``4i + 7`` (alternating);
+3 is the in-block pixel nearest to those centres."""
+
+MAIN_WINDOW = 128
+"""Side of the main colorizer's training crops (pixels, a multiple of ``CONTEXT_STRIDE``)."""
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 """Training precisions: float32, or mixed with bfloat16 (CPUs that have it) or float16 (GPUs)."""
@@ -162,6 +175,36 @@ def _local_body(x, q: int, precision: str):
     return keras.layers.Conv2D(u, 1, name="refine", **conv)(x)  # at 1/4 resolution
 
 
+def _main_body(x, q: int, precision: str):
+    """Five blocks; each ends in batch normalisation, as every block of the paper's network.
+
+    1/2 and 1/4 resolution (two convolutions each, the second with stride 2), 1/8 (three, the
+    last with stride 2), two dilated convolutions (rate 2) at 1/8, a bilinear upsampling and
+    two convolutions back at 1/4, where the head predicts.
+    """
+    import keras
+
+    w1, w2, w3, w4, w5 = MAIN_WIDTHS
+    conv = dict(activation="relu", padding="same", dtype=precision)
+    plan = [(w1, 1, 1), (w1, 2, 1), "bn", (w2, 1, 1), (w2, 2, 1), "bn",
+            (w3, 1, 1), (w3, 1, 1), (w3, 2, 1), "bn", (w4, 1, 2), (w4, 1, 2), "bn",
+            "up", (w5, 1, 1), (w5, 1, 1), "bn"]
+    n_conv = n_bn = 0
+    for item in plan:
+        if item == "bn":
+            n_bn += 1
+            x = keras.layers.BatchNormalization(dtype=precision, name=f"bn{n_bn}")(x)
+        elif item == "up":
+            x = keras.layers.UpSampling2D(2, interpolation="bilinear", dtype=precision,
+                                          name="up")(x)
+        else:
+            width, stride, rate = item
+            n_conv += 1
+            x = keras.layers.Conv2D(width, 3, strides=stride, dilation_rate=rate,
+                                    name=f"conv{n_conv}", **conv)(x)
+    return x
+
+
 def local_width(q: int) -> int:
     """Width of the local control's 1×1 layers that brings its weights closest to the context
     network's (a multiple of 4)."""
@@ -211,6 +254,10 @@ def build_model(q: int, variant: str = "classification", precision: str = "float
     _check_build(q, variant, precision, architecture)
     side = WINDOW if architecture == "post" else None
     inputs = keras.Input((side, side, 1), name="L")
+    if architecture == "main":  # (L − 50) / 100, in [−0.5, 0.5] as the paper's code feeds it
+        x = keras.layers.Rescaling(0.01, offset=-0.5, name="L_scaled")(inputs)
+        return keras.Model(inputs, _head(_main_body(x, q, precision), q, variant, precision, 1),
+                           name=f"colorizer_{architecture}_{variant}")
     x = keras.layers.Rescaling(1.0, offset=-50.0, name="L_minus_50")(inputs)
     if architecture == "post":
         outputs = _head(_post_body(x, q, precision), q, variant, precision, 3)
@@ -249,7 +296,8 @@ def receptive_field(model: tf.keras.Model) -> int:
 
 def _is_context(model) -> bool:
     """True for the fully convolutional networks (context and local) that colour whole images."""
-    return getattr(model, "name", "").startswith(("colorizer_context", "colorizer_local"))
+    return getattr(model, "name", "").startswith(
+        ("colorizer_context", "colorizer_local", "colorizer_main"))
 
 
 # ---------------------------------------------------------------- windows and targets
@@ -296,6 +344,9 @@ def _target_ab(lab: tf.Tensor, architecture: str) -> tf.Tensor:
     """The ab the network is trained to predict: the window's centre, or the crop at 1/4."""
     if architecture == "post":
         return lab[:, MARGIN:MARGIN + OUTPUT, MARGIN:MARGIN + OUTPUT, 1:]
+    if architecture == "main":  # one pixel of each 4×4 block, as the paper's code
+        o = MAIN_TARGET_OFFSET
+        return lab[:, o::CONTEXT_DOWNSAMPLE, o::CONTEXT_DOWNSAMPLE, 1:]
     return tf.nn.avg_pool2d(lab[..., 1:], CONTEXT_DOWNSAMPLE, CONTEXT_DOWNSAMPLE, "VALID")
 
 
@@ -509,7 +560,7 @@ def make_trainer(q: int, variant: str, *, lr: float = 1e-3, precision: str = "fl
 
 def train_loop(trainer: Trainer, data: tf.data.Dataset, *, until: int, every: int,
                manager: tf.train.CheckpointManager,
-               on_chunk: Callable[[int, int, float, float], None] | None = None,
+               on_chunk: Callable[[int, int, float, float], bool | None] | None = None,
                on_step: Callable[[int], None] | None = None) -> None:
     """Train from ``trainer.step`` to step ``until``: the one training loop of the book.
 
@@ -527,7 +578,8 @@ def train_loop(trainer: Trainer, data: tf.data.Dataset, *, until: int, every: in
         until: the step to stop at.
         every: steps between checkpoints.
         manager: a ``tf.train.CheckpointManager`` of ``trainer.checkpoint``.
-        on_chunk: optional function called after each checkpoint.
+        on_chunk: optional function called after each checkpoint; when it returns True,
+            training stops there (early stopping).
         on_step: optional function called with the step number after every step.
     """
     if every < 1:
@@ -564,8 +616,8 @@ def train_loop(trainer: Trainer, data: tf.data.Dataset, *, until: int, every: in
         seconds = time.perf_counter() - t0
         trainer.step.assign(now)
         manager.save(checkpoint_number=now)
-        if on_chunk is not None:
-            on_chunk(now, steps, float(total / count), seconds)
+        if on_chunk is not None and on_chunk(now, steps, float(total / count), seconds) is True:
+            break
         total, count, steps, t0 = np.float32(0), np.float32(0), 0, time.perf_counter()
 
 

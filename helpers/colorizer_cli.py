@@ -26,10 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-NETWORKS = ("post", "context", "local")  # colorizer.ARCHITECTURES
+NETWORKS = ("post", "context", "local", "main")  # colorizer.ARCHITECTURES (a test checks)
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-_RUN_KEYS = ("network", "variant", "batch", "lr", "seed", "size")
+_RUN_KEYS = ("network", "variant", "batch", "lr", "seed", "size", "augment")
+WINDOWS = {"post": 32, "context": 96, "local": 96, "main": 128}
+"""Side of each network's training windows (colorizer.WINDOW, CONTEXT_WINDOW, MAIN_WINDOW)."""
+BEST = "best.weights.h5"
+"""The weights of the checkpoint with the lowest held-out loss, in a run folder."""
 _K = 5  # neighbours of the soft encoding (the chapter's default)
 
 
@@ -152,7 +156,46 @@ def weights_digest(model) -> str:
 
 def _settings(args) -> dict:
     return {"network": args.network, "variant": args.variant, "batch": args.batch,
-            "lr": args.lr, "seed": args.seed, "size": args.size}
+            "lr": args.lr, "seed": args.seed, "size": args.size, "augment": args.augment,
+            "steps": args.steps, "patience": args.patience,
+            "checkpoint_every": args.checkpoint_every}
+
+
+def machine() -> dict:
+    """What the run trained on: CPU model, bfloat16 flags, cores, GPUs, Python and TF."""
+    import platform
+
+    import tensorflow as tf
+
+    from helpers import colorizer
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor()
+    return {"cpu": model, "cpu_bf16_flags": colorizer.cpu_bf16_flags(),
+            "cores": len(os.sched_getaffinity(0)),
+            "gpus": [g.name for g in tf.config.list_physical_devices("GPU")],
+            "python": platform.python_version(), "tensorflow": tf.__version__}
+
+
+def commit() -> str | None:
+    """The book's git commit (``+dirty`` when files differ from it), or None outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha + ("+dirty" if dirty.strip() else "")
 
 
 def _check_resume(run: Path, args) -> dict:
@@ -182,10 +225,14 @@ def _start_run(run: Path, args, chief: bool) -> None:
 
     if chief:
         coll = collection.scan(args.photos, step=args.step or 10.0, size=args.size,
-                               working=run / "working")
+                               working=run / "working", held_out_folder=args.held_out)
         collection.save(coll, run)
-        (run / "run.json").write_text(json.dumps({"settings": _settings(args), "history": [],
-                                                  "steps": 0}))
+        record = {"settings": _settings(args), "history": [], "steps": 0,
+                  "photos": {"folder": str(coll.folder), "train": coll.train,
+                             "held_out_folder": None if coll.held_out_folder is None
+                             else str(coll.held_out_folder), "held_out": coll.held_out},
+                  "best": None, "stopped_early": False, "wall_seconds": 0.0, "sessions": []}
+        (run / "run.json").write_text(json.dumps(record, indent=1))
         print(f"scanned {args.photos}: {len(coll.train)} colour photos to train on, "
               f"{len(coll.held_out)} held out, {coll.grey} grey-scale left out, "
               f"{coll.skipped} unreadable; {len(coll.bins)} ab bins", flush=True)
@@ -207,15 +254,42 @@ def _progress(total: int, done: int):
 
 
 def _held_out_batch(coll, args, window: int, bins, weights, kind: str):
-    """A fixed batch of held-out windows with their targets, or None without held-out photos."""
+    """A fixed batch of held-out windows with their targets, or None without held-out photos.
+
+    Four windows of each held-out photo, cut as the training windows are (``--augment``), in
+    positions fixed by the run's seed, so that every checkpoint is scored on the same ones.
+    """
     from helpers import collection, colorizer
 
     if not coll.held_out:
         return None
     ds = collection.windows_dataset(coll.paths("held_out"), size=coll.size, window=window,
-                                    batch=4 * len(coll.held_out), seed=10_000 + args.seed)
+                                    batch=4 * len(coll.held_out), seed=10_000 + args.seed,
+                                    augment=args.augment)
     windows = next(iter(ds))
     return colorizer.make_targets(windows, bins, weights, kind, coll.sigma, _K, args.network)
+
+
+def baseline_loss(loss, coll, L, target, pixel_w) -> float:
+    """The loss of the trivial model on held-out windows: the training prior at every pixel
+    (classification), or the prior's mean ab (regression).
+
+    Args:
+        loss: the run's Keras loss (cross-entropy or mean squared error).
+        coll: the run's collection (bins and prior).
+        L, target, pixel_w: the held-out windows' ``make_targets``.
+
+    Returns:
+        The loss, as ``held_out_loss`` computes the network's.
+    """
+    import tensorflow as tf
+
+    if target.shape[-1] == 2:
+        guess = np.asarray(coll.prior @ coll.bins, np.float32)  # the prior's mean (a, b)
+    else:
+        guess = np.asarray(coll.prior, np.float32)
+    pred = tf.broadcast_to(tf.constant(guess), target.shape)
+    return float(loss(target, pred, sample_weight=pixel_w))
 
 
 def _summaries(writer, step: int, shadow, coll, held_loss: float, loss: float, rate: float,
@@ -232,7 +306,8 @@ def _summaries(writer, step: int, shadow, coll, held_loss: float, loss: float, r
         if np.isfinite(rate):
             tf.summary.scalar("windows_per_second", rate)
         bins = None if variant == "regression" else coll.bins
-        for name, path in zip(coll.held_out, coll.paths("held_out")):
+        shown = list(zip(coll.held_out, coll.paths("held_out")))[:collection.MAX_HELD_OUT]
+        for name, path in shown:
             rgb, _ = collection.read_photo(path, coll.size)
             grey = np.repeat(color.rgb_to_lab(rgb).numpy()[..., :1] / 100.0, 3, axis=-1)
             out = colorizer.colorize(shadow, rgb, bins)
@@ -253,8 +328,12 @@ def train(args) -> int:
     strategy = make_strategy(args.strategy)
     chief, task = task_of(strategy)
     replicas = strategy.num_replicas_in_sync
-    if args.steps < 1 or args.batch < 1 or args.checkpoint_every < 1:
-        raise ValueError("--steps, --batch and --checkpoint-every must be positive.")
+    if args.steps < 1 or args.batch < 1 or args.checkpoint_every < 1 or args.patience < 0:
+        raise ValueError("--steps, --batch and --checkpoint-every must be positive, "
+                         "--patience at least 0.")
+    if args.patience and workers_of(strategy)[0] > 1:
+        raise ValueError("--patience (early stopping) needs one process; train without it "
+                         "under --strategy multiworker.")
     if args.batch % replicas:
         raise ValueError(f"--batch {args.batch} must be a multiple of the {replicas} replicas.")
     if args.batch % workers_of(strategy)[0]:
@@ -275,7 +354,7 @@ def train(args) -> int:
     q = len(coll.bins)
     kind = "regression" if args.variant == "regression" else "classification"
     weights = coll.weights if args.variant == "rebalanced" else None
-    window = colorizer.WINDOW if args.network == "post" else colorizer.CONTEXT_WINDOW
+    window = WINDOWS[args.network]
     trainer = colorizer.make_trainer(q, args.variant, lr=args.lr, precision=precision,
                                      architecture=args.network, seed=args.seed,
                                      strategy=strategy)
@@ -285,9 +364,11 @@ def train(args) -> int:
         trainer.checkpoint.restore(latest).expect_partial()
     done = int(trainer.step.numpy())
     target = args.steps
-    if done >= target:
-        print(f"{run} is trained to step {done}; pass --steps above {done} to train on.",
-              flush=True)
+    record = json.loads((run / "run.json").read_text())
+    if done >= target or record.get("stopped_early"):
+        why = ("it stopped early: its held-out loss stopped improving" if
+               record.get("stopped_early") else f"pass --steps above {done} to train on")
+        print(f"{run} is trained to step {done}; {why}.", flush=True)
         return 0
     write_dir = saved_dir if chief else run / f".{task}"  # other workers: a scratch copy
     manager = tf.train.CheckpointManager(trainer.checkpoint, write_dir, max_to_keep=2)
@@ -300,7 +381,7 @@ def train(args) -> int:
     # per step.
     ds = collection.windows_dataset(coll.paths(), size=coll.size, window=window,
                                     batch=per_worker, seed=args.seed, start=done,
-                                    pipeline=index, pipelines=workers)
+                                    pipeline=index, pipelines=workers, augment=args.augment)
     if workers > 1:
         ds = ds.unbatch().batch(args.batch, drop_remainder=True)
     ds = ds.map(lambda w: colorizer.make_targets(w, coll.bins, weights, kind, coll.sigma, _K,
@@ -312,31 +393,51 @@ def train(args) -> int:
         options.threading.private_threadpool_size = args.threads
     data = ds.with_options(options).prefetch(tf.data.AUTOTUNE)
     held = _held_out_batch(coll, args, window, coll.bins, weights, kind)
+    if chief and held is not None and "held_out_baseline" not in record:
+        record["held_out_baseline"] = baseline_loss(trainer.loss, coll, *held)
     # a float32 copy colours the held-out photos for TensorBoard outside the strategy
     shadow = colorizer.build_model(q, kind, "float32", args.network) if chief else None
     writer = tf.summary.create_file_writer(str(run / "logs")) if chief else None
-    record = json.loads((run / "run.json").read_text())
+    session = {"from_step": done, "to_step": done, "seconds": 0.0, "precision": precision,
+               "machine": machine(), "commit": commit()}
+    record.setdefault("sessions", []).append(session)
+    best = record.get("best") or {"step": 0, "held_out_loss": float("inf")}
+    waited = sum(1 for h in record["history"] if h[0] > best["step"])
+    t_start = time.perf_counter()
     bar = _progress(target, done) if chief else None
     print(f"{task}: training {args.network} {args.variant} from step {done} to {target} "
           f"({replicas} replica(s), batch {args.batch}, {precision})", flush=True)
 
-    def on_chunk(now: int, n: int, loss: float, seconds: float) -> None:
+    def on_chunk(now: int, n: int, loss: float, seconds: float) -> bool:
+        nonlocal waited
         # the first chunk of a process includes tracing: its rate is not reported
         rate = n * args.batch / seconds if now - n > done else float("nan")
         if not chief:
-            return
+            return False
         held_loss = (float("nan") if held is None
                      else colorizer.held_out_loss(trainer, *held))
         shadow.set_weights(trainer.model.get_weights())
         _summaries(writer, now, shadow, coll, held_loss, loss, rate, args.variant)
+        if held_loss < best["held_out_loss"]:
+            best.update(step=now, held_out_loss=held_loss)
+            shadow.save_weights(run / BEST)
+            record["best"], waited = dict(best), 0
+        else:
+            waited += 1
+        stop = bool(args.patience) and waited >= args.patience
         record["history"].append([now, loss, held_loss, rate])
-        record["steps"] = now
-        (run / "run.json").write_text(json.dumps(record))
+        record["steps"], record["stopped_early"] = now, stop
+        session.update(to_step=now, seconds=time.perf_counter() - t_start)
+        record["wall_seconds"] = sum(s["seconds"] for s in record["sessions"])
+        (run / "run.json").write_text(json.dumps(record, indent=1))
         line = (f"step {now}/{target}: loss {loss:.3f}, held-out {held_loss:.3f}, "
                 + (f"{rate:.0f} windows/s" if np.isfinite(rate)
-                   else "no rate for a process's first chunk (it includes tracing)"))
+                   else "no rate for a process's first chunk (it includes tracing)")
+                + (f"; stopped: no better held-out loss in {waited} checkpoints, the best "
+                   f"was at step {best['step']}" if stop else ""))
         (bar.write if bar is not None else print)(line)
         sys.stdout.flush()
+        return stop
 
     colorizer.train_loop(trainer, data, until=target, every=args.checkpoint_every,
                          manager=manager, on_chunk=on_chunk,
@@ -348,7 +449,8 @@ def train(args) -> int:
 
         shutil.rmtree(write_dir, ignore_errors=True)
     rates = [r for *_, r in record["history"] if np.isfinite(r)] if chief else []
-    print(f"{task}: done at step {target}; weights sha256 {weights_digest(trainer.model)}"
+    print(f"{task}: done at step {int(trainer.step.numpy())}; weights sha256 "
+          f"{weights_digest(trainer.model)}"
           + (f"; {np.median(rates):.0f} windows/s (median over checkpoints)" if rates else ""),
           flush=True)
     return 0
@@ -379,11 +481,19 @@ def load_run(run: str | Path):
         raise ValueError(f"{str(run)!r} has no run.json; is it a run folder?")
     settings = json.loads((run / "run.json").read_text())["settings"]
     latest = tf.train.latest_checkpoint(run / "checkpoints")
-    if not latest:
+    if not latest and not (run / BEST).is_file():
         raise ValueError(f"{str(run)!r} holds no checkpoint yet; let `train` reach its first "
                          "checkpoint (--checkpoint-every).")
     kind = "regression" if settings["variant"] == "regression" else "classification"
     model = colorizer.build_model(len(coll.bins), kind, "float32", settings["network"])
+    if (run / BEST).is_file():  # the checkpoint with the lowest held-out loss
+        try:
+            model.load_weights(run / BEST)
+        except ValueError as err:
+            raise ValueError(f"{str(run / BEST)!r} does not fit today's {settings['network']} "
+                             f"network over {len(coll.bins)} bins ({err}); retrain the run "
+                             "(`make weights` for the book's runs).") from None
+        return model, coll, settings
     try:
         status = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
         status.assert_existing_objects_matched()
@@ -474,6 +584,100 @@ def colorize(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- the book's runs
+
+_ROOT = Path(__file__).resolve().parent.parent
+BOOK_PHOTOS = _ROOT / "data" / "photos"
+"""Where ``photos`` links the curated photographs (``train/``, ``val/``, ``test/``)."""
+BOOK_RUNS_DIR = _ROOT / "data" / "runs"
+"""The committed runs the chapter reads (weights, record, bins and prior of each)."""
+BOOK_TRAINING = ["--network", "main", "--augment", "--size", "384", "--batch", "32",
+                 "--lr", "1e-3", "--seed", "0", "--steps", "3000", "--checkpoint-every", "200",
+                 "--patience", "4", "--precision", "float32"]
+"""The settings of every committed run: the main colorizer on multi-scale crops, scored on
+the validation scenes every 200 steps and stopped after 4 scores without improvement."""
+BOOK_RUNS = {f"main-{v}": ["--variant", v] for v in ("regression", "classification",
+                                                     "rebalanced")}
+"""The committed runs, by folder name, with what sets each apart."""
+
+
+def book_run_args(name: str, photos: Path = BOOK_PHOTOS, runs: Path = BOOK_RUNS_DIR) -> list:
+    """The ``train`` command line that ``make weights`` runs for one committed run.
+
+    Args:
+        name: a key of ``BOOK_RUNS``.
+        photos: the folder ``photos`` linked the curated photographs into.
+        runs: the folder of the run folders.
+
+    Returns:
+        The arguments after ``python -m helpers.colorizer``.
+    """
+    if name not in BOOK_RUNS:
+        raise ValueError(f"No committed run is called {name!r}; choose from "
+                         f"{', '.join(BOOK_RUNS)}.")
+    return ["train", "--photos", str(photos / "train"), "--held-out", str(photos / "val"),
+            "--out", str(runs / name), *BOOK_TRAINING, *BOOK_RUNS[name]]
+
+
+def link_photos(out: str | Path = BOOK_PHOTOS) -> dict:
+    """Link the curated photographs (``data/photos.csv``) into ``out/<split>/``.
+
+    Each photo becomes ``out/<split>/<name><suffix>``, a symbolic link to the packaged file,
+    so that the folders can be passed to ``train`` (``--photos``, ``--held-out``) and
+    ``colorize``. Links left from an earlier call are replaced.
+
+    Args:
+        out: the folder to fill.
+
+    Returns:
+        The number of photos linked per split.
+
+    Raises:
+        RuntimeError: naming the package to install when a photograph is missing.
+    """
+    from helpers import data
+
+    out = Path(out)
+    counts = {}
+    for split in data.PHOTO_SPLITS:
+        rows, paths = data.photo_manifest(split), data.photo_paths(split)
+        folder = out / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            if old.is_symlink():
+                old.unlink()
+        for row, path in zip(rows, paths):
+            (folder / f"{row['name']}{path.suffix.lower()}").symlink_to(path)
+        counts[split] = len(rows)
+    return counts
+
+
+def weights(args) -> int:
+    """The ``weights`` command: retrain every committed run from scratch (``make weights``)."""
+    import shutil
+
+    names = args.only or list(BOOK_RUNS)
+    for name in names:
+        if name not in BOOK_RUNS:
+            raise ValueError(f"No committed run is called {name!r}; choose from "
+                             f"{', '.join(BOOK_RUNS)}.")
+    counts = link_photos(BOOK_PHOTOS)
+    print("photos linked into " + str(BOOK_PHOTOS) + ": "
+          + ", ".join(f"{n} {s}" for s, n in counts.items()), flush=True)
+    times = {}
+    for name in names:
+        shutil.rmtree(BOOK_RUNS_DIR / name, ignore_errors=True)
+        t0 = time.perf_counter()
+        status = train(parser().parse_args(book_run_args(name)))
+        times[name] = time.perf_counter() - t0
+        print(f"{name}: {times[name] / 60:.1f} min", flush=True)
+        if status:
+            return status
+    print(f"retrained {len(names)} run(s) in {sum(times.values()) / 60:.1f} min: "
+          + ", ".join(f"{n} {t / 60:.1f}" for n, t in times.items()), flush=True)
+    return 0
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -487,6 +691,14 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train (or continue training) a run on a photo folder")
     t.add_argument("--photos", required=True, help="folder of colour photographs (recursive)")
+    t.add_argument("--held-out", default=None,
+                   help="folder of photos kept out of training and scored at every checkpoint "
+                        "(default: a few photos of --photos)")
+    t.add_argument("--augment", action="store_true",
+                   help="train on crops of random scale (up to the whole photo), half mirrored")
+    t.add_argument("--patience", type=int, default=0,
+                   help="stop after this many checkpoints without a lower held-out loss "
+                        "(0: never); the best checkpoint's weights are kept as " + BEST)
     t.add_argument("--out", required=True, help="run folder (created, or continued)")
     t.add_argument("--variant", default="rebalanced", choices=VARIANTS)
     t.add_argument("--network", default="post", choices=NETWORKS)
@@ -504,6 +716,9 @@ def parser() -> argparse.ArgumentParser:
                    help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU that has it")
     t.add_argument("--threads", type=int, default=0,
                    help="TensorFlow and tf.data threads of this process (0: all)")
+    w = sub.add_parser("weights", help="retrain the book's committed runs from scratch "
+                                       "into data/runs (what `make weights` runs)")
+    w.add_argument("--only", nargs="+", default=None, help="these runs only (default: all)")
     c = sub.add_parser("colorize", help="colour photos with a trained run")
     c.add_argument("--run", required=True, help="run folder written by train")
     c.add_argument("images", nargs="+", help="image files or folders (grey-scale is fine)")
@@ -522,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = parser().parse_args(argv)
     try:
-        return train(args) if args.command == "train" else colorize(args)
+        return {"train": train, "weights": weights, "colorize": colorize}[args.command](args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -362,3 +362,80 @@ def test_mixed_float16_trains_on_cpu_and_saves_float32_weights(tmp_path):
     rgb = colorizer_cli.colorize_file(model, coll, folder / "photo00.jpg", "rebalanced")
     assert rgb.shape == collection.read_photo(folder / "photo00.jpg")[0].shape
     assert np.isfinite(rgb).all()
+
+
+# ---------------------------------------------------------------- the main colorizer's runs
+
+
+def test_main_network_learns_from_held_out_scenes_and_stops_early(tmp_path):
+    """--held-out scores a separate folder; --patience stops when its loss stops falling and
+    keeps the best checkpoint's weights, which colorize then uses."""
+    folder = _photos(tmp_path / "photos", n=6)
+    apart = _photos(tmp_path / "apart", n=3, seed=7)
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert colorizer_cli.main(["train", "--photos", str(folder), "--held-out", str(apart),
+                                   "--out", str(run), "--network", "main", "--augment",
+                                   "--steps", "40", "--batch", "4", "--checkpoint-every", "1",
+                                   "--patience", "1", "--lr", "0.3", "--size", "128",
+                                   "--precision", "float32"]) == 0
+    record = json.loads((run / "run.json").read_text())
+    assert sorted(record["photos"]["held_out"]) == [f"photo{i:02d}.jpg" for i in range(3)]
+    assert sorted(record["photos"]["train"]) == [f"photo{i:02d}.jpg" for i in range(6)]
+    held = [h[2] for h in record["history"]]
+    assert record["stopped_early"] and record["steps"] < 40
+    assert held[-1] >= min(held[:-1])  # it stopped at the first checkpoint that was no better
+    assert record["best"] == {"step": record["history"][int(np.argmin(held))][0],
+                              "held_out_loss": min(held)}
+    assert record["sessions"][0]["machine"]["tensorflow"] == tf.__version__
+    model, coll, _ = colorizer_cli.load_run(run)
+    best = colorizer.build_model(len(coll.bins), "classification", "float32", "main")
+    best.load_weights(run / colorizer_cli.BEST)
+    last = colorizer.build_model(len(coll.bins), "classification", "float32", "main")
+    tf.train.Checkpoint(model=last).restore(
+        tf.train.latest_checkpoint(run / "checkpoints")).expect_partial()
+    L = np.linspace(0, 100, 128 * 128, dtype=np.float32).reshape(1, 128, 128, 1)
+    np.testing.assert_array_equal(model(L).numpy(), best(L).numpy())
+    assert not np.array_equal(model(L).numpy(), last(L).numpy())
+    assert colorizer_cli.main(["train", "--photos", str(folder), "--held-out", str(apart),
+                               "--out", str(run), "--network", "main", "--augment",
+                               "--steps", "60", "--batch", "4", "--checkpoint-every", "1",
+                               "--patience", "1", "--lr", "0.3", "--size", "128"]) == 0
+    assert json.loads((run / "run.json").read_text())["steps"] == record["steps"]
+
+
+def test_multiscale_crops_span_scales_and_mirror_half():
+    ramp = np.tile(np.linspace(0, 1, 300, dtype=np.float32)[None, :, None], (200, 1, 3))
+    crops = collection.multiscale_crops(ramp, 200, 32, np.random.default_rng(0))
+    assert crops.shape == (200, 32, 32, 3)
+    slope = crops[:, 16, -1, 0] - crops[:, 16, 0, 0]  # right minus left edge of each crop
+    assert 60 < np.sum(slope < 0) < 140  # mirrored crops run downhill
+    spans = np.abs(slope)  # a crop's span of the ramp grows with its side
+    assert spans.min() < 0.15 and spans.max() > 0.5
+    again = collection.multiscale_crops(ramp, 200, 32, np.random.default_rng(0))
+    np.testing.assert_array_equal(crops, again)
+    with pytest.raises(ValueError, match="at least the window"):
+        collection.multiscale_crops(ramp[:20], 1, 32, np.random.default_rng(0))
+
+
+def test_cut_out_objects_are_read_on_mid_grey(tmp_path):
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[10:30, 10:30] = (255, 0, 0, 255)  # an opaque red square, transparent black around
+    Image.fromarray(rgba).save(tmp_path / "stamp.png")
+    rgb, _ = collection.read_photo(tmp_path / "stamp.png")
+    np.testing.assert_allclose(rgb[0, 0], 128 / 255)
+    np.testing.assert_allclose(rgb[20, 20], (1, 0, 0))
+
+
+def test_book_runs_are_the_train_command_with_the_books_settings():
+    for name in colorizer_cli.BOOK_RUNS:
+        args = colorizer_cli.parser().parse_args(colorizer_cli.book_run_args(name))
+        assert args.network in colorizer.ARCHITECTURES and args.augment and args.patience > 0
+        assert Path(args.held_out).name == "val" and Path(args.photos).name == "train"
+    assert set(colorizer_cli.NETWORKS) == set(colorizer.ARCHITECTURES)
+    assert colorizer_cli.WINDOWS == {"post": colorizer.WINDOW, "main": colorizer.MAIN_WINDOW,
+                                     "context": colorizer.CONTEXT_WINDOW,
+                                     "local": colorizer.CONTEXT_WINDOW}
+    with pytest.raises(ValueError, match="choose from"):
+        colorizer_cli.book_run_args("main-nonsense")
