@@ -26,7 +26,9 @@ import tensorflow as tf
 from helpers import color
 
 GREY_CHROMA = 2.0
-"""A photo whose mean chroma (ab units) is below this is treated as grey-scale."""
+"""A photo in which nine pixels in ten have a chroma (ab units) below this is treated as
+grey-scale (so that a coloured object cut out on a grey background, a tenth of the picture or
+more, still counts as colour)."""
 
 MAX_HELD_OUT = 4
 """At most this many photos are held out of training (scored and shown in TensorBoard)."""
@@ -130,7 +132,7 @@ def _histogram(path: Path, size: int, step: float,
     if grey_mode:
         return None, "grey"
     ab = color.rgb_to_lab(rgb).numpy()[..., 1:].reshape(-1, 2)
-    if color.mean_chroma(ab) < GREY_CHROMA:
+    if np.percentile(np.hypot(ab[:, 0], ab[:, 1]), 90) < GREY_CHROMA:
         return None, "grey"
     cells = color.ab_to_bin_index(np.clip(ab, -color.AB_RANGE, color.AB_RANGE), step)
     centre = _N_CELLS // 2

@@ -184,14 +184,16 @@ def machine() -> dict:
 
 
 def commit() -> str | None:
-    """The book's git commit (``+dirty`` when files differ from it), or None outside git."""
+    """The book's git commit (``+dirty`` when the helpers or the photo manifest differ from
+    it), or None outside git."""
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "helpers", "data/photos.csv"],
                                cwd=root, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -592,12 +594,12 @@ BOOK_PHOTOS = _ROOT / "data" / "photos"
 BOOK_RUNS_DIR = _ROOT / "data" / "runs"
 """The committed runs the chapter reads (weights, record, bins and prior of each)."""
 BOOK_TRAINING = ["--network", "main", "--augment", "--size", "384", "--batch", "32",
-                 "--lr", "1e-3", "--seed", "0", "--steps", "3000", "--checkpoint-every", "200",
-                 "--patience", "4", "--precision", "float32"]
+                 "--lr", "1e-3", "--seed", "0", "--steps", "2400", "--checkpoint-every", "200",
+                 "--patience", "5", "--precision", "float32"]
 """The settings of every committed run: the main colorizer on multi-scale crops, scored on
-the validation scenes every 200 steps and stopped after 4 scores without improvement."""
-BOOK_RUNS = {f"main-{v}": ["--variant", v] for v in ("regression", "classification",
-                                                     "rebalanced")}
+the validation scenes every 200 steps and stopped after 5 scores without improvement."""
+BOOK_RUNS = {f"main-{v}": ["--variant", v] for v in ("classification", "rebalanced",
+                                                     "regression")}
 """The committed runs, by folder name, with what sets each apart."""
 
 
