@@ -602,6 +602,51 @@ def mean_chroma(ab: np.ndarray) -> float:
     return float(np.mean(np.sqrt(np.sum(ab**2, axis=-1))))
 
 
+HUE_MIN_TRUE_CHROMA = 20.0
+"""``hue_hits`` scores only pixels at least this colourful (ab units): clearly coloured ones."""
+
+HUE_MIN_PRED_CHROMA = 5.0
+"""A prediction needs at least this chroma (ab units) to have a hue at all (grey has none)."""
+
+HUE_MAX_ANGLE = 30.0
+"""A predicted hue within this many degrees of the true hue counts as the right colour."""
+
+
+def hue_hits(pred_ab: np.ndarray, true_ab: np.ndarray, *,
+             min_true_chroma: float = HUE_MIN_TRUE_CHROMA,
+             min_pred_chroma: float = HUE_MIN_PRED_CHROMA,
+             max_angle: float = HUE_MAX_ANGLE) -> tuple[int, int]:
+    """How many clearly coloured pixels got the right colour: a measure grey cannot win.
+
+    Among the pixels whose true chroma is at least ``min_true_chroma``, a pixel is a hit when
+    its prediction has a chroma of at least ``min_pred_chroma`` and a hue (the angle of its
+    ab vector) within ``max_angle`` degrees of the true hue. Grey everywhere scores no hit.
+    Counts add up over photos: the share of a set of photos is ``sum(hits) / sum(scored)``.
+
+    Args:
+        pred_ab: predicted ab, shape ``(..., 2)``.
+        true_ab: true ab, same shape.
+        min_true_chroma: the chroma a true colour needs to be scored.
+        min_pred_chroma: the chroma a prediction needs to have a hue.
+        max_angle: the largest hue difference that counts as right (degrees, up to 180).
+
+    Returns:
+        ``(hits, scored pixels)``.
+    """
+    pred_ab, true_ab = _check_pair(pred_ab, true_ab)
+    if not 0 < max_angle <= 180 or min_true_chroma < 0 or min_pred_chroma < 0:
+        raise ValueError(f"max_angle must be in (0, 180] degrees and the chroma thresholds "
+                         f"non-negative, got {max_angle}, {min_true_chroma}, {min_pred_chroma}.")
+    true_c = np.hypot(true_ab[..., 0], true_ab[..., 1])
+    pred_c = np.hypot(pred_ab[..., 0], pred_ab[..., 1])
+    scored = true_c >= min_true_chroma
+    turn = np.arctan2(pred_ab[..., 1], pred_ab[..., 0]) - np.arctan2(true_ab[..., 1],
+                                                                      true_ab[..., 0])
+    angle = np.degrees(np.abs(np.angle(np.exp(1j * turn))))  # wrapped to [0, 180]
+    hit = scored & (pred_c >= min_pred_chroma) & (angle <= max_angle)
+    return int(hit.sum()), int(scored.sum())
+
+
 def soft_cross_entropy(probs: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
                        sigma: float = 5.0, k: int = 5) -> float:
     """Mean cross-entropy (nats per pixel) of predicted distributions against the soft targets.

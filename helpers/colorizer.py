@@ -848,3 +848,81 @@ if __name__ == "__main__":  # python -m helpers.colorizer train|colorize (helper
     from helpers.colorizer_cli import main
 
     raise SystemExit(main())
+
+
+# ---------------------------------------------------------------- evaluation on photographs
+
+BASELINES = ("grey", "prior mean")
+"""The trivial colourings every network is compared with: no colour, and the training prior's
+mean ab at every pixel."""
+
+
+def _output_grid(model, L: np.ndarray) -> np.ndarray:
+    """The main network's own output over a whole image (no upsampling), sides cut to 8."""
+    h, w = (np.asarray(L.shape) // CONTEXT_STRIDE) * CONTEXT_STRIDE
+    return model(L[None, :h, :w, None], training=False).numpy()[0]
+
+
+def evaluate_photos(models: dict, photos: list[np.ndarray], bins: np.ndarray,
+                    prior: np.ndarray, T: float = color.T_ANNEALED):
+    """Score networks and the trivial colourings on photographs, one row per photo and method.
+
+    Each main network predicts at its own output resolution (a quarter of the photo's); every
+    method is scored there, on the pixel of each 4×4 block that the network was trained on
+    (``MAIN_TARGET_OFFSET``). Classification networks are decoded by the annealed mean at
+    temperature ``T``. The columns are sums over the photo's scored pixels, so they pool
+    over any set of photos: ``auc`` (the mean pixel AuC of ``color.pixel_auc``) with
+    ``pixels``; the paper's class-rebalanced AuC as ``rebalanced_sum`` / ``rebalanced_weight``
+    (``color.rebalanced_auc_sums``); ``hue_hits`` / ``hue_scored`` (``color.hue_hits``);
+    ``chroma`` (the mean predicted chroma); and, for the networks that predict distributions
+    and for ``"prior"`` (the prior at every pixel), ``cross_entropy`` against the soft-encoded
+    truth (``color.soft_cross_entropy`` in nats per pixel, times ``pixels``).
+
+    Args:
+        models: ``{name: model}``, main networks from ``build_model(..., architecture="main")``
+            (regression or classification).
+        photos: float RGB photos in [0, 1], at least 16 px on a side.
+        bins: the bins the networks were trained over, ``(Q, 2)``.
+        prior: the training prior over them, ``(Q,)``.
+        T: temperature of the annealed mean.
+
+    Returns:
+        A pandas DataFrame with columns ``photo`` (index in ``photos``), ``method`` and the
+        scores above.
+    """
+    import pandas as pd
+
+    for name, model in models.items():
+        if not getattr(model, "name", "").startswith("colorizer_main"):
+            raise ValueError(f"evaluate_photos scores the main networks only; {name!r} is "
+                             f"{getattr(model, 'name', model)!r}.")
+    mean_ab = np.asarray(prior, np.float64) @ np.asarray(bins, np.float64)
+    o, d = MAIN_TARGET_OFFSET, CONTEXT_DOWNSAMPLE
+    rows = []
+    for i, rgb in enumerate(photos):
+        _check_image(rgb, 2 * CONTEXT_STRIDE)
+        lab = color.rgb_to_lab(rgb).numpy()
+        outputs = {name: _output_grid(m, lab[..., 0]) for name, m in models.items()}
+        shape = next(iter(outputs.values())).shape[:2] if outputs else (
+            lab.shape[0] // CONTEXT_STRIDE * 2, lab.shape[1] // CONTEXT_STRIDE * 2)
+        true = lab[o::d, o::d, 1:][:shape[0], :shape[1]].astype(np.float64)
+        preds = {"grey": (np.zeros_like(true), None),
+                 "prior mean": (np.broadcast_to(mean_ab, true.shape), None),
+                 "prior": (None, np.asarray(prior, np.float64))}
+        for name, out in outputs.items():
+            if out.shape[-1] == 2:
+                preds[name] = (out.astype(np.float64), None)
+            else:
+                preds[name] = (color.annealed_mean(out, bins, T).numpy().astype(np.float64), out)
+        for name, (ab, probs) in preds.items():
+            row = {"photo": i, "method": name, "pixels": true.shape[0] * true.shape[1]}
+            if ab is not None:
+                row["auc"] = float(color.pixel_auc(ab, true).sum())
+                row["rebalanced_sum"], row["rebalanced_weight"] = color.rebalanced_auc_sums(
+                    ab, true, bins, prior)
+                row["hue_hits"], row["hue_scored"] = color.hue_hits(ab, true)
+                row["chroma"] = float(np.hypot(ab[..., 0], ab[..., 1]).mean())
+            if probs is not None:
+                row["cross_entropy"] = color.soft_cross_entropy(probs, true, bins) * row["pixels"]
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -40,3 +40,31 @@ def test_cpu_model_reads_the_model_name_line(monkeypatch, tmp_path):
     assert notebooks.cpu_model() == "AMD EPYC 9B14"
     info.write_text("processor\t: 0\n")  # no model line: the platform's answer, never an error
     assert notebooks.cpu_model() == notebooks.platform.processor()
+
+
+def _load_throughput():
+    path = SCRIPT.parent / "colorizer_throughput.py"
+    spec = importlib.util.spec_from_file_location("bench_colorizer_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_conv_flops_match_a_hand_count_of_a_two_layer_network():
+    import keras
+
+    throughput = _load_throughput()
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="a")(inputs)  # 8×8×1 → 8×8×4
+    x = keras.layers.Conv2D(2, 3, strides=2, name="b")(x)  # valid: 8×8×4 → 3×3×2
+    model = keras.Model(inputs, keras.layers.ReLU()(x))
+    rows = throughput.conv_flops(model, 8)
+    assert [(r["name"], r["h_out"], r["w_out"]) for r in rows] == [("a", 8, 8), ("b", 3, 3)]
+    a, b = 2 * 3 * 3 * 1 * 4 * 8 * 8, 2 * 3 * 3 * 4 * 2 * 3 * 3  # 4608 and 1296
+    assert [r["flops"] for r in rows] == [a, b]
+    # TensorFlow's profiler, where it works, counts the same convolutions (and the bias adds)
+    prof = throughput.profiler_flops(model, 8)
+    if "error" not in prof:
+        assert prof["by_op"]["Conv2D"] == a + b
+        assert prof["by_op"]["BiasAdd"] == 8 * 8 * 4 + 3 * 3 * 2
+        assert prof["forward"] == sum(prof["by_op"].values())

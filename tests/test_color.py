@@ -346,3 +346,17 @@ def test_colour_functions_refuse_arrays_that_are_not_ab_pairs():
     with pytest.raises(ValueError, match="classes last"):
         color.reliability(probs[:, :5], lab[:, 1:], BINS)
     assert color.empirical_prior(lab[:, 1:], BINS).shape == (len(BINS),)  # the ab channels work
+
+
+def test_hue_hits_counts_right_colours_and_never_grey():
+    true = np.array([[30.0, 0.0], [0.0, 40.0], [-25.0, -25.0], [3.0, 4.0]])
+    right = true * 0.5  # same hue, half the chroma: still at least 5 ab units
+    assert color.hue_hits(right, true) == (3, 3)  # the last pixel (chroma 5) is not scored
+    assert color.hue_hits(np.zeros_like(true), true) == (0, 3)  # grey has no hue
+    turned = np.array([[20.0, 20.0 * np.tan(np.radians(29))], [20.0, 0.0], [25.0, 25.0],
+                       [3.0, 4.0]])
+    assert color.hue_hits(turned, true) == (1, 3)  # 29 degrees off is right, 90 and 180 not
+    wrap = np.array([[-30.0, 1.0]]), np.array([[-30.0, -1.0]])  # across the ±180° seam
+    assert color.hue_hits(*wrap) == (1, 1)
+    with pytest.raises(ValueError, match="max_angle"):
+        color.hue_hits(true, true, max_angle=0)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
+from helpers import color
 from helpers import colorizer as cz
 
 BINS = np.array([[a, b] for a in range(-20, 21, 10) for b in range(-20, 21, 10)], np.float32)
@@ -389,3 +390,32 @@ def test_cpu_bf16_flags_reads_the_cpu_flags(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cz, "Path", fake)
     assert cz.cpu_bf16_flags() == ["amx_bf16", "avx512_bf16"]
+
+
+def test_evaluate_photos_scores_networks_and_baselines_on_the_trained_pixels():
+    rng = np.random.default_rng(3)
+    photos = [rng.random((40, 56, 3)).astype(np.float32), rng.random((48, 48, 3)).astype(
+        np.float32)]
+    bins = color.gamut_bins(10.0)
+    prior = np.full(len(bins), 1 / len(bins))
+    models = {"classification": cz.build_model(len(bins), "classification",
+                                                      architecture="main"),
+              "regression": cz.build_model(len(bins), "regression", architecture="main")}
+    table = cz.evaluate_photos(models, photos, bins, prior)
+    assert len(table) == 2 * 5 and set(table.method) == {"grey", "prior mean", "prior",
+                                                          "classification", "regression"}
+    grey = table[table.method == "grey"]
+    assert (grey.hue_hits == 0).all() and (grey.chroma == 0).all()
+    lab = color.rgb_to_lab(photos[0]).numpy()
+    o = cz.MAIN_TARGET_OFFSET
+    true = lab[o::4, o::4, 1:][:10, :14]  # 40×56 photo: output 10×14
+    row = table[(table.photo == 0) & (table.method == "prior")].iloc[0]
+    assert row.pixels == 140
+    assert row.cross_entropy == pytest.approx(color.soft_cross_entropy(prior, true, bins) * 140)
+    zero = table[(table.photo == 0) & (table.method == "grey")].iloc[0]
+    assert zero.auc / zero.pixels == pytest.approx(color.error_auc(np.zeros_like(true), true))
+    assert np.isnan(table[table.method == "regression"].cross_entropy).all()
+    assert np.isfinite(table[table.method == "classification"].cross_entropy).all()
+    with pytest.raises(ValueError, match="main networks only"):
+        cz.evaluate_photos({"post": cz.build_model(len(bins))}, photos, bins,
+                                  prior)
