@@ -152,12 +152,16 @@ def gamut_bins(step: float = 10.0, levels: int = 64, faces: bool = False) -> np.
     return used_bins(rgb_to_lab(rgb).numpy()[:, 1:], step)
 
 
-def _squares_meeting_polygon(vertices: np.ndarray, step: float) -> np.ndarray:
+def _squares_meeting_polygon(vertices: np.ndarray, step: float,
+                             reach: float | None = None) -> np.ndarray:
     """Centres (multiples of ``step`` within ``AB_RANGE``) of the closed grid squares of side
     ``step`` that meet the closed convex polygon ``vertices`` (in order), by the separating
     axis test: the two meet unless their projections on one of the square's axes or on one
-    of the polygon's edge normals are disjoint."""
-    n = int(AB_RANGE // step)
+    of the polygon's edge normals are disjoint. With ``reach``, the squares are of side
+    ``2 · reach`` around the same centres (the centres within ``reach`` of the polygon in a and
+    in b)."""
+    reach = step / 2 if reach is None else reach
+    n = int((AB_RANGE + reach) // step)
     c = np.arange(-n, n + 1) * step
     centres = np.stack(np.meshgrid(c, c, indexing="ij"), axis=-1).reshape(-1, 2)
     edges = np.roll(vertices, -1, axis=0) - vertices
@@ -166,12 +170,13 @@ def _squares_meeting_polygon(vertices: np.ndarray, step: float) -> np.ndarray:
     proj = vertices @ axes.T  # (vertices, axes)
     lo, hi = proj.min(axis=0), proj.max(axis=0)
     mid = centres @ axes.T  # (centres, axes)
-    half = step / 2 * np.abs(axes).sum(axis=1)  # the square's half-extent along each axis
+    half = reach * np.abs(axes).sum(axis=1)  # the square's half-extent along each axis
     meets = np.all((mid - half <= hi) & (mid + half >= lo), axis=1)
     return centres[meets].astype(np.float32)
 
 
-def gamut_hull_bins(step: float = 10.0, levels: int = 256) -> np.ndarray:
+def gamut_hull_bins(step: float = 10.0, levels: int = 256,
+                    reach: float | None = None) -> np.ndarray:
     """Return the centres of the ab bin squares that meet the convex hull of the sRGB gamut's
     ab projection.
 
@@ -183,16 +188,22 @@ def gamut_hull_bins(step: float = 10.0, levels: int = 256) -> np.ndarray:
     Args:
         step: side of the square ab bins.
         levels: values per RGB channel on each face of the cube.
+        reach: keep the grid points within this distance of the hull in a and in b (default
+            ``step / 2``: the bin squares that meet it); ``reach = step`` keeps those within
+            one grid step.
 
     Returns:
         Array of shape ``(Q, 2)`` of bin centres, sorted by a then b.
     """
     from scipy.spatial import ConvexHull
 
+    if reach is not None and not reach > 0:
+        raise ValueError(f"reach must be a positive distance in ab units, got {reach}.")
+
     _check_step(step)
     ab = rgb_to_lab(_srgb_samples(levels, faces=True)).numpy()[:, 1:].astype(np.float64)
     hull = ConvexHull(ab)
-    return _squares_meeting_polygon(ab[hull.vertices], step)
+    return _squares_meeting_polygon(ab[hull.vertices], step, reach)
 
 
 def used_bins(ab: np.ndarray, step: float = 10.0, min_count: int = 1) -> np.ndarray:

@@ -360,3 +360,14 @@ def test_hue_hits_counts_right_colours_and_never_grey():
     assert color.hue_hits(*wrap) == (1, 1)
     with pytest.raises(ValueError, match="max_angle"):
         color.hue_hits(true, true, max_angle=0)
+
+
+def test_grid_points_within_one_step_of_the_gamut_hull_are_the_papers_313():
+    """Zhang et al.'s resources/pts_in_hull.npy holds 313 points; the grid points within one
+    step (in a and in b) of the convex hull of sRGB's ab projection number the same."""
+    near = color.gamut_hull_bins(10.0, levels=64, reach=10.0)
+    squares = color.gamut_hull_bins(10.0, levels=64)
+    assert len(near) == 313
+    assert {tuple(p) for p in squares} < {tuple(p) for p in near}
+    with pytest.raises(ValueError, match="reach"):
+        color.gamut_hull_bins(10.0, levels=64, reach=0)
