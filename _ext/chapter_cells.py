@@ -50,7 +50,8 @@ from pathlib import Path
 if importlib.util.find_spec("helpers"):
     print("The book's helpers are importable here: nothing to install.")
 else:
-    url = os.environ.get("BOOK_REPOSITORY", "{url}")
+    url = os.environ.get("BOOK_REPOSITORY",
+                         "{url}")
     branch = os.environ.get("BOOK_BRANCH", "{branch}")
     book = Path("{name}").resolve()
     if not book.exists():

@@ -1,5 +1,6 @@
 """Every chapter opens with the cells `_ext/chapter_cells.py` writes (its run-cost line and its
-self-sufficient set-up cell), and a chapter downloaded alone runs by itself.
+self-sufficient set-up cell), a chapter downloaded alone runs by itself, and every code cell the
+page shows fits a screen.
 
 The offline run: the quickest chapter of `make bench` is copied alone into an empty folder and
 executed at quick scale by a kernel whose environment lacks the book's package, with
@@ -220,3 +221,30 @@ def test_every_worked_solution_is_collapsed_with_its_output(path):
         following = nb.cells[i + 1]
         assert following.cell_type == "code", (path.name, i)
         assert "hide-cell" in following.metadata.get("tags", []), (path.name, i + 1)
+
+
+VISIBLE_CELL_LINES = 40  # a code cell the page shows fits a screen
+HIDDEN_SOURCE = {"remove-cell", "remove-input"}  # hide-cell and hide-input only collapse it
+
+
+def long_visible_cells(nb, limit: int = VISIBLE_CELL_LINES) -> list[tuple[int, int]]:
+    """Return (cell index, lines) of each code cell whose source the page shows, over `limit`."""
+    return [(i, n) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and not HIDDEN_SOURCE & set(c.metadata.get("tags", []))
+            and (n := len(c.source.splitlines())) > limit]
+
+
+def test_long_visible_cells_counts_only_what_the_page_shows():
+    long = "\n".join(f"x{i} = {i}" for i in range(VISIBLE_CELL_LINES + 1))
+    nb = _chapter("x = 1", long, long, long, long, "\n".join(["y = 2"] * VISIBLE_CELL_LINES))
+    for cell, tag in zip(nb.cells[3:6], ("remove-cell", "remove-input", "hide-cell")):
+        cell.metadata["tags"] = [tag]
+    assert long_visible_cells(nb) == [(2, VISIBLE_CELL_LINES + 1), (5, VISIBLE_CELL_LINES + 1)]
+
+
+@pytest.mark.parametrize("path", cells.chapters(), ids=lambda p: p.stem)
+def test_every_visible_code_cell_fits_a_screen(path):
+    # Split a longer cell at a natural boundary, or move plotting mechanics into helpers.
+    long = long_visible_cells(nbformat.read(path, as_version=4))
+    assert not long, (f"{path.name}: code cells over {VISIBLE_CELL_LINES} lines: "
+                      + ", ".join(f"cell {i} ({n} lines)" for i, n in long))
