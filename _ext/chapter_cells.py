@@ -210,14 +210,15 @@ def stale(path: Path, bench: dict) -> list[str]:
 
 
 def chapters() -> list[Path]:
-    """The chapter notebooks, in file-name order."""
-    return sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    """The chapter notebooks: ``NN_*.ipynb`` in file-name order, then the ``appendix_*.ipynb``."""
+    folder = ROOT / "chapters"
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) + sorted(folder.glob("appendix_*.ipynb"))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="chapters to update (default: every chapters/NN_*.ipynb)")
+                        help="chapters to update (default: every chapter and appendix)")
     parser.add_argument("--check", action="store_true", help="only report; exit 1 if stale")
     args = parser.parse_args(argv)
     bench = json.loads((ROOT / BENCH).read_text())

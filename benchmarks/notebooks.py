@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
 RESULTS = ROOT / "benchmarks" / "results" / "notebooks.json"
 sys.path.insert(0, str(ROOT / "_ext"))
-from chapter_cells import source_digest  # noqa: E402  (the digest the cost line checks)
+# The chapter list, and the digest the cost line checks, from the script that writes the cells.
+from chapter_cells import chapters, source_digest  # noqa: E402
 
 
 def _vm_hwm_bytes(pid: int) -> int:
@@ -128,7 +129,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path,
                         help="also write the executed notebooks to this folder")
     args = parser.parse_args()
-    notebooks = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+    notebooks = chapters()  # NN_*.ipynb and the appendix
     if args.only:
         notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in args.only)]
     if not notebooks:

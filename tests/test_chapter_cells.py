@@ -208,8 +208,7 @@ def test_bench_merges_a_partial_run_into_the_recorded_one():
     assert [(r["notebook"], r["seconds"]) for r in merged] == [("01.ipynb", 1.0), ("02.ipynb", 9.0)]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", cells.chapters(), ids=lambda p: p.name)
 def test_every_worked_solution_is_collapsed_with_its_output(path):
     # A solution's prose sits in a dropdown; the code cell after it (which computes the solution)
     # is tagged hide-cell, so its output, the answer, is collapsed too (hide-input showed it).
