@@ -864,7 +864,8 @@ def _output_grid(model, L: np.ndarray) -> np.ndarray:
 
 
 def evaluate_photos(models: dict, photos: list[np.ndarray], bins: np.ndarray,
-                    prior: np.ndarray, T: float = color.T_ANNEALED):
+                    prior: np.ndarray, T: float = color.T_ANNEALED,
+                    masks: list[np.ndarray | None] | None = None):
     """Score networks and the trivial colourings on photographs, one row per photo and method.
 
     Each main network predicts at its own output resolution (a quarter of the photo's); every
@@ -885,6 +886,8 @@ def evaluate_photos(models: dict, photos: list[np.ndarray], bins: np.ndarray,
         bins: the bins the networks were trained over, ``(Q, 2)``.
         prior: the training prior over them, ``(Q,)``.
         T: temperature of the annealed mean.
+        masks: optional boolean ``(H, W)`` per photo (or None for all of it): only its true
+            pixels are scored, e.g. the object of a photo cut out on a background.
 
     Returns:
         A pandas DataFrame with columns ``photo`` (index in ``photos``), ``method`` and the
@@ -896,6 +899,9 @@ def evaluate_photos(models: dict, photos: list[np.ndarray], bins: np.ndarray,
         if not getattr(model, "name", "").startswith("colorizer_main"):
             raise ValueError(f"evaluate_photos scores the main networks only; {name!r} is "
                              f"{getattr(model, 'name', model)!r}.")
+    if masks is not None and len(masks) != len(photos):
+        raise ValueError(f"Give one mask (or None) per photo: {len(masks)} masks for "
+                         f"{len(photos)} photos.")
     mean_ab = np.asarray(prior, np.float64) @ np.asarray(bins, np.float64)
     o, d = MAIN_TARGET_OFFSET, CONTEXT_DOWNSAMPLE
     rows = []
@@ -906,16 +912,24 @@ def evaluate_photos(models: dict, photos: list[np.ndarray], bins: np.ndarray,
         shape = next(iter(outputs.values())).shape[:2] if outputs else (
             lab.shape[0] // CONTEXT_STRIDE * 2, lab.shape[1] // CONTEXT_STRIDE * 2)
         true = lab[o::d, o::d, 1:][:shape[0], :shape[1]].astype(np.float64)
+        keep = np.ones(true.shape[:2], bool)
+        if masks is not None and masks[i] is not None:
+            if masks[i].shape != rgb.shape[:2]:
+                raise ValueError(f"Mask {i} has shape {masks[i].shape}, photo {i} "
+                                 f"{rgb.shape[:2]}; make each mask the size of its photo.")
+            keep = np.asarray(masks[i], bool)[o::d, o::d][:shape[0], :shape[1]]
+        true = true[keep]
         preds = {"grey": (np.zeros_like(true), None),
                  "prior mean": (np.broadcast_to(mean_ab, true.shape), None),
                  "prior": (None, np.asarray(prior, np.float64))}
         for name, out in outputs.items():
+            out = out[keep]
             if out.shape[-1] == 2:
                 preds[name] = (out.astype(np.float64), None)
             else:
                 preds[name] = (color.annealed_mean(out, bins, T).numpy().astype(np.float64), out)
         for name, (ab, probs) in preds.items():
-            row = {"photo": i, "method": name, "pixels": true.shape[0] * true.shape[1]}
+            row = {"photo": i, "method": name, "pixels": len(true)}
             if ab is not None:
                 row["auc"] = float(color.pixel_auc(ab, true).sum())
                 row["rebalanced_sum"], row["rebalanced_weight"] = color.rebalanced_auc_sums(

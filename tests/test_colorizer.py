@@ -416,6 +416,17 @@ def test_evaluate_photos_scores_networks_and_baselines_on_the_trained_pixels():
     assert zero.auc / zero.pixels == pytest.approx(color.error_auc(np.zeros_like(true), true))
     assert np.isnan(table[table.method == "regression"].cross_entropy).all()
     assert np.isfinite(table[table.method == "classification"].cross_entropy).all()
+    half = [np.zeros(p.shape[:2], bool) for p in photos]
+    half[0][:, :28] = True  # the left half of the 40×56 photo: 7 of 14 output columns
+    half[1] = None
+    masked = cz.evaluate_photos(models, photos, bins, prior, masks=half)
+    grey_masked = masked[(masked.photo == 0) & (masked.method == "grey")].iloc[0]
+    assert grey_masked.pixels == 70
+    assert grey_masked.auc / 70 == pytest.approx(
+        color.error_auc(np.zeros_like(true[:, :7]), true[:, :7]))
+    assert masked[(masked.photo == 1)].pixels.iloc[0] == table[(table.photo == 1)].pixels.iloc[0]
+    with pytest.raises(ValueError, match="one mask"):
+        cz.evaluate_photos(models, photos, bins, prior, masks=half[:1])
     with pytest.raises(ValueError, match="main networks only"):
         cz.evaluate_photos({"post": cz.build_model(len(bins))}, photos, bins,
                                   prior)
