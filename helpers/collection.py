@@ -118,6 +118,31 @@ def read_photo(path: str | Path, size: int | None = None) -> tuple[np.ndarray, b
         return np.asarray(im, dtype=np.float32) / 255.0, grey_mode
 
 
+def opaque_mask(path: str | Path, size: int | None = None) -> np.ndarray | None:
+    """Where a cut-out photo is opaque, at the size ``read_photo(path, size)`` reads it.
+
+    Args:
+        path: an image file.
+        size: shorter side in pixels, as for ``read_photo`` (None: the file's own size).
+
+    Returns:
+        A boolean ``(H, W)`` array, True where the alpha channel is at least one half; None
+        for an image without transparency (every pixel is the photo).
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode not in {"RGBA", "LA", "PA"} and "transparency" not in im.info:
+            return None
+        alpha = im.convert("RGBA").getchannel("A")
+        if size is not None:
+            scale = size / min(alpha.size)
+            alpha = alpha.resize((max(size, round(alpha.size[0] * scale)),
+                                  max(size, round(alpha.size[1] * scale))),
+                                 Image.Resampling.BILINEAR)
+        return np.asarray(alpha) >= 128
+
+
 def _histogram(path: Path, size: int, step: float,
                copy: Path | None = None) -> tuple[np.ndarray | None, str]:
     """One photo's pixel counts per ab grid cell, or None with the reason it is left out.

@@ -426,6 +426,11 @@ def test_cut_out_objects_are_read_on_mid_grey(tmp_path):
     rgb, _ = collection.read_photo(tmp_path / "stamp.png")
     np.testing.assert_allclose(rgb[0, 0], 128 / 255)
     np.testing.assert_allclose(rgb[20, 20], (1, 0, 0))
+    mask = collection.opaque_mask(tmp_path / "stamp.png", 80)
+    assert mask.shape == collection.read_photo(tmp_path / "stamp.png", 80)[0].shape[:2]
+    assert mask[40, 40] and not mask[5, 5] and 0.2 < mask.mean() < 0.3  # a quarter is opaque
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "plain.png")
+    assert collection.opaque_mask(tmp_path / "plain.png") is None
 
 
 def test_book_runs_are_the_train_command_with_the_books_settings():
