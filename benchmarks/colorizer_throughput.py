@@ -49,6 +49,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from helpers import colorizer  # noqa: E402
+from helpers.config import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "colorizer_throughput.json"
@@ -63,17 +64,6 @@ FLOP_CONVENTION = (
     "Conv2D only: 2*k_h*k_w*c_in*c_out*H_out*W_out FLOPs per window (a multiply-add is 2 "
     "FLOPs); bias adds, ReLU, batch normalisation, upsampling and softmax are not counted; "
     f"training = {TRAINING_FACTOR} x forward (forward, activation gradient, weight gradient).")
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or the platform's), "" if none is known."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def cpu_flags() -> list[str]:

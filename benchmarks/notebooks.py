@@ -30,6 +30,8 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 
+from helpers.config import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
 RESULTS = ROOT / "benchmarks" / "results" / "notebooks.json"
@@ -73,17 +75,6 @@ class _PeakWatcher(threading.Thread):
         self._halt.set()
         self.join()
         return self.peak
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or the platform's), "" if none is known."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def run_notebook(path: Path, quick: bool, timeout: int = 1800, keep: Path | None = None) -> dict:

@@ -167,17 +167,9 @@ def machine() -> dict:
 
     import tensorflow as tf
 
-    from helpers import colorizer
+    from helpers import colorizer, config
 
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        model = platform.processor()
-    return {"cpu": model, "cpu_bf16_flags": colorizer.cpu_bf16_flags(),
+    return {"cpu": config.cpu_model(), "cpu_bf16_flags": colorizer.cpu_bf16_flags(),
             "cores": len(os.sched_getaffinity(0)),
             "gpus": [g.name for g in tf.config.list_physical_devices("GPU")],
             "python": platform.python_version(), "tensorflow": tf.__version__}

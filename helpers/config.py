@@ -119,3 +119,24 @@ def cache_dir(name: str) -> Path:
     path = CACHE_DIR / ("quick" if QUICK else "full") / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name, from the ``model name`` line of ``cpuinfo`` (Linux).
+
+    Args:
+        cpuinfo: the file to read (Linux's ``/proc/cpuinfo``).
+
+    Returns:
+        The model name; the platform's own answer (``platform.processor()``, possibly "")
+        where the file is missing or has no such line.
+    """
+    import platform
+
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()

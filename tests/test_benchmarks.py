@@ -31,15 +31,18 @@ def test_peak_watcher_reports_a_childs_peak_memory_and_stops():
     assert watcher.mean_load() is not None and watcher.mean_load() >= 0
 
 
-def test_cpu_model_reads_the_model_name_line(monkeypatch, tmp_path):
-    notebooks = _load_bench()
+def test_cpu_model_reads_the_model_name_line(tmp_path):
+    import platform
+
+    from helpers import config
+
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\n")
-    real_path = notebooks.Path
-    monkeypatch.setattr(notebooks, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p))
-    assert notebooks.cpu_model() == "AMD EPYC 9B14"
+    assert config.cpu_model(info) == "AMD EPYC 9B14"
     info.write_text("processor\t: 0\n")  # no model line: the platform's answer, never an error
-    assert notebooks.cpu_model() == notebooks.platform.processor()
+    assert config.cpu_model(info) == platform.processor()
+    assert config.cpu_model(tmp_path / "missing") == platform.processor()
+    assert _load_bench().cpu_model is config.cpu_model  # the benchmark records the same name
 
 
 def _load_throughput():
