@@ -9,8 +9,9 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "notebooks.py"
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_notebooks", SCRIPT)
+def _load_bench(name: str = "notebooks"):
+    """A benchmark script of benchmarks/ imported as a module (``name`` without .py)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", SCRIPT.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -45,18 +46,10 @@ def test_cpu_model_reads_the_model_name_line(tmp_path):
     assert _load_bench().cpu_model is config.cpu_model  # the benchmark records the same name
 
 
-def _load_throughput():
-    path = SCRIPT.parent / "colorizer_throughput.py"
-    spec = importlib.util.spec_from_file_location("bench_colorizer_throughput", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_conv_flops_match_a_hand_count_of_a_two_layer_network():
     import keras
 
-    throughput = _load_throughput()
+    throughput = _load_bench("colorizer_throughput")
     inputs = keras.Input((None, None, 1))
     x = keras.layers.Conv2D(4, 3, padding="same", name="a")(inputs)  # 8×8×1 → 8×8×4
     x = keras.layers.Conv2D(2, 3, strides=2, name="b")(x)  # valid: 8×8×4 → 3×3×2
