@@ -69,6 +69,9 @@ class Collection:
     """Folder of the photos' working-size copies (``<name>.png``), or None to read originals."""
     held_out_folder: Path | None = None
     """The separate folder the held-out photos come from, or None (held out of ``folder``)."""
+    pixels: list[int] | None = None
+    """Opaque pixels of each training photo at the working size (a cut-out's object only);
+    ``windows_dataset`` visits photos in proportion to them. None: every photo equally."""
 
     def paths(self, which: str = "train") -> list[str]:
         """Paths of the training (``"train"``) or held-out (``"held_out"``) photos to read.
@@ -145,18 +148,21 @@ def opaque_mask(path: str | Path, size: int | None = None) -> np.ndarray | None:
 
 def _histogram(path: Path, size: int, step: float,
                copy: Path | None = None) -> tuple[np.ndarray | None, str]:
-    """One photo's pixel counts per ab grid cell, or None with the reason it is left out.
+    """One photo's opaque pixel counts per ab grid cell, or None with the reason it is left out.
 
-    A colour photo is also written to ``copy`` (PNG, lossless) at the working size, so that
-    training decodes a small file rather than the original.
+    A cut-out's transparent background is neither counted nor judged for colour. A colour
+    photo is also written to ``copy`` (PNG, lossless, its transparency kept) at the working
+    size, so that training decodes a small file rather than the original.
     """
     try:
         rgb, grey_mode = read_photo(path, size)
+        opaque = opaque_mask(path, size)
     except Exception:  # PIL raises many types for broken or foreign files
         return None, "skipped"
-    if grey_mode:
+    if grey_mode or (opaque is not None and not opaque.any()):
         return None, "grey"
-    ab = color.rgb_to_lab(rgb).numpy()[..., 1:].reshape(-1, 2)
+    ab = color.rgb_to_lab(rgb).numpy()[..., 1:]
+    ab = (ab if opaque is None else ab[opaque]).reshape(-1, 2)
     if np.percentile(np.hypot(ab[:, 0], ab[:, 1]), 90) < GREY_CHROMA:
         return None, "grey"
     cells = color.ab_to_bin_index(np.clip(ab, -color.AB_RANGE, color.AB_RANGE), step)
@@ -166,7 +172,10 @@ def _histogram(path: Path, size: int, step: float,
         from PIL import Image
 
         copy.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(copy, compress_level=1)
+        pixels = np.round(rgb * 255).astype(np.uint8)
+        if opaque is not None:  # keep the cut-out's outline for training's masks
+            pixels = np.dstack([pixels, np.where(opaque, 255, 0).astype(np.uint8)])
+        Image.fromarray(pixels).save(copy, compress_level=1)
     return np.bincount(flat, minlength=_N_CELLS**2), "colour"
 
 
@@ -236,7 +245,7 @@ def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: floa
                              "folder of photos kept out of training.")
         held, apart = set(), _list_files(held_out_folder)
     total = np.zeros(_N_CELLS**2, np.int64)
-    train, held_out, grey, skipped = [], [], 0, []
+    train, held_out, grey, skipped, pixels = [], [], 0, [], []
     workers = threads or max(1, len(os.sched_getaffinity(0)))
     rel = [str(p.relative_to(folder)) for p in files]
     copies = [None if working is None else Path(working) / f"{n}.png" for n in rel]
@@ -252,6 +261,7 @@ def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: floa
                 held_out.append(name)
             else:
                 train.append(name)
+                pixels.append(int(hist.sum()))
                 total += hist
         copies = [None if working is None else Path(working) / "held_out" /
                   f"{p.relative_to(held_out_folder)}.png" for p in apart]
@@ -278,7 +288,8 @@ def scan(folder: str | Path, *, step: float = 10.0, size: int = 128, sigma: floa
                       weights=color.rebalance_weights(prior, lam).astype(np.float32),
                       sigma=float(sigma), lam=float(lam),
                       working=None if working is None else Path(working).resolve(),
-                      held_out_folder=None if not apart else held_out_folder.resolve())
+                      held_out_folder=None if not apart else held_out_folder.resolve(),
+                      pixels=pixels)
 
 
 def save(collection: Collection, run: str | Path) -> None:
@@ -286,7 +297,8 @@ def save(collection: Collection, run: str | Path) -> None:
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     meta = {k: getattr(collection, k) for k in
-            ("train", "held_out", "grey", "skipped", "step", "size", "sigma", "lam")}
+            ("train", "held_out", "grey", "skipped", "step", "size", "sigma", "lam",
+             "pixels")}
     meta["folder"] = str(collection.folder)
     working = collection.working
     if working is not None and working.resolve().is_relative_to(run.resolve()):
@@ -325,7 +337,7 @@ def load(run: str | Path) -> Collection:
 
 def multiscale_crops(rgb: np.ndarray, count: int, window: int,
                      rng: np.random.Generator) -> np.ndarray:
-    """Square crops of random size from one photo, scaled to ``window`` px, half mirrored.
+    """Square crops of random size from one image, scaled to ``window`` px, half mirrored.
 
     Each crop's side is drawn between ``window`` and the photo's shorter side, uniform in its
     logarithm (so each doubling of scale is drawn as often, from the photo's finest detail to
@@ -333,13 +345,14 @@ def multiscale_crops(rgb: np.ndarray, count: int, window: int,
     probability ½.
 
     Args:
-        rgb: float RGB photo ``(H, W, 3)`` in [0, 1], at least ``window`` px on each side.
+        rgb: float photo ``(H, W, C)`` in [0, 1] (RGB, or RGB and opacity), at least
+            ``window`` px on each side.
         count: how many crops.
         window: side of the returned crops.
         rng: the random generator that places them.
 
     Returns:
-        float32 crops ``(count, window, window, 3)``.
+        float32 crops ``(count, window, window, C)``.
     """
     from PIL import Image
 
@@ -347,7 +360,7 @@ def multiscale_crops(rgb: np.ndarray, count: int, window: int,
     if min(h, w) < window or count < 1:
         raise ValueError(f"Cannot cut {count} crop(s) of {window} px from a {h}×{w} photo; "
                          "read photos at a working size of at least the window (--size).")
-    out = np.empty((count, window, window, 3), np.float32)
+    out = np.empty((count, window, window, rgb.shape[-1]), np.float32)
     for j in range(count):
         side = int(round(np.exp(rng.uniform(np.log(window), np.log(min(h, w))))))
         y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
@@ -364,18 +377,22 @@ def multiscale_crops(rgb: np.ndarray, count: int, window: int,
 def _crops(path: str, visit: int, *, size: int, window: int, crops: int,
            seed: int, augment: bool = False) -> np.ndarray:
     """``crops`` random windows of one photo, their positions fixed by (seed, visit);
-    with ``augment``, ``multiscale_crops`` instead of windows at the working scale."""
+    with ``augment``, ``multiscale_crops`` instead of windows at the working scale. A fourth
+    channel holds the opacity (1 everywhere but a cut-out's background)."""
     try:
         rgb, _ = read_photo(path, size)
+        opaque = opaque_mask(path, size)
     except Exception as err:
         raise ValueError(f"{path!r} could not be read while training ({err}); it was "
                          "readable during the scan: was the folder changed?") from None
+    alpha = np.ones(rgb.shape[:2], np.float32) if opaque is None else opaque.astype(np.float32)
+    rgba = np.dstack([rgb, alpha])
     rng = np.random.default_rng([seed, visit])
     if augment:
-        return multiscale_crops(rgb, crops, window, rng)
+        return multiscale_crops(rgba, crops, window, rng)
     h, w = rgb.shape[:2]
     ys, xs = rng.integers(0, h - window + 1, crops), rng.integers(0, w - window + 1, crops)
-    return np.stack([rgb[y:y + window, x:x + window] for y, x in zip(ys, xs)])
+    return np.stack([rgba[y:y + window, x:x + window] for y, x in zip(ys, xs)])
 
 
 def crops_per_photo(batch: int, most: int = 4) -> int:
@@ -385,11 +402,13 @@ def crops_per_photo(batch: int, most: int = 4) -> int:
 
 def windows_dataset(paths: list[str], *, size: int, window: int, batch: int, seed: int = 0,
                     start: int = 0, pipeline: int = 0, pipelines: int = 1,
-                    augment: bool = False) -> tf.data.Dataset:
-    """An endless ``tf.data`` stream of RGB window batches read from photo files.
+                    augment: bool = False, pixels: list[int] | None = None) -> tf.data.Dataset:
+    """An endless ``tf.data`` stream of window batches (RGB and opacity) read from photo files.
 
     Visit ``v`` of the collection reads photo ``perm_p[v mod n]`` (``perm_p`` a seeded
-    permutation for pass ``p = v // n``) and cuts ``crops_per_photo(batch)`` windows from it.
+    permutation for pass ``p = v // n``; with ``pixels``, ``n`` seeded draws with replacement,
+    each photo drawn in proportion to its opaque pixels, so that every pixel of the collection
+    is as likely to be trained on) and cuts ``crops_per_photo(batch)`` windows from it.
     Pipeline ``i`` of ``m`` takes visits ``i, i + m, i + 2m, ...``, so workers read disjoint
     photos of each pass. ``start`` skips the batches a resumed run has already trained on.
 
@@ -404,9 +423,11 @@ def windows_dataset(paths: list[str], *, size: int, window: int, batch: int, see
         pipelines: number of input pipelines.
         augment: cut ``multiscale_crops`` (random scale, mirrored half the time) instead of
             windows at the working scale.
+        pixels: opaque pixels per photo (``Collection.pixels``), or None to visit each photo
+            once per pass.
 
     Returns:
-        A dataset of float32 batches ``(batch, window, window, 3)``.
+        A dataset of float32 batches ``(batch, window, window, 4)``: RGB, then the opacity.
     """
     if not paths:
         raise ValueError("windows_dataset needs at least one photo.")
@@ -417,10 +438,16 @@ def windows_dataset(paths: list[str], *, size: int, window: int, batch: int, see
         raise ValueError(f"pipeline must be in 0..{pipelines - 1}, got {pipeline}.")
     crops = crops_per_photo(batch)
     n = len(paths)
+    if pixels is not None:
+        if len(pixels) != n or min(pixels) < 0 or sum(pixels) <= 0:
+            raise ValueError(f"pixels needs one non-negative count per photo ({n}), not all "
+                             f"zero; got {len(pixels)} count(s).")
+        share = np.asarray(pixels, np.float64) / np.sum(pixels)
 
     @functools.lru_cache(maxsize=2)
     def permutation(p: int) -> np.ndarray:
-        return np.random.default_rng([seed, p]).permutation(n)
+        rng = np.random.default_rng([seed, p])
+        return rng.permutation(n) if pixels is None else rng.choice(n, n, p=share)
 
     def read(k: np.int64) -> np.ndarray:
         v = int(k) * pipelines + pipeline  # the visit's index in the whole run
@@ -430,7 +457,7 @@ def windows_dataset(paths: list[str], *, size: int, window: int, batch: int, see
 
     def load(k):
         out = tf.numpy_function(read, [k], tf.float32, stateful=False)
-        return tf.ensure_shape(out, (crops, window, window, 3))
+        return tf.ensure_shape(out, (crops, window, window, 4))
 
     ds = tf.data.Dataset.range(start * batch // crops, np.iinfo(np.int64).max)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

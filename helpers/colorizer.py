@@ -341,7 +341,8 @@ def random_windows(images: list[np.ndarray], n: int, seed: int = 0,
 
 
 def _target_ab(lab: tf.Tensor, architecture: str) -> tf.Tensor:
-    """The ab the network is trained to predict: the window's centre, or the crop at 1/4."""
+    """The ab the network is trained to predict: the window's centre, or the crop at 1/4
+    (also used for any other per-pixel channels, such as the opacity)."""
     if architecture == "post":
         return lab[:, MARGIN:MARGIN + OUTPUT, MARGIN:MARGIN + OUTPUT, 1:]
     if architecture == "main":  # one pixel of each 4×4 block, as the paper's code
@@ -356,19 +357,28 @@ def make_targets(windows: tf.Tensor, bins: np.ndarray, weights: np.ndarray | Non
     """Turn a batch of RGB windows into ``(L, target, pixel_weight)`` for training.
 
     Args:
-        windows: float tensor ``(B, S, S, 3)`` of RGB in [0, 1].
+        windows: float tensor ``(B, S, S, 3)`` of RGB in [0, 1], or ``(B, S, S, 4)`` whose
+            fourth channel is the opacity (``collection.windows_dataset``): pixels of a
+            cut-out's background (opacity below ½) then weigh nothing, and the weights are
+            scaled so that the loss is the mean over the batch's opaque pixels.
         bins: bin centres ``(Q, 2)``.
         weights: rebalancing weights ``(Q,)``; None gives every pixel weight 1.
         variant: ``"classification"`` (soft-encoded targets) or ``"regression"`` (ab).
         sigma: width of the soft-encoding Gaussian.
         k: neighbours in the soft encoding.
-        architecture: ``"post"`` (targets: the 16×16 centre), ``"context"`` or ``"local"``
-            (the whole crop's ab averaged over 4×4 blocks).
+        architecture: ``"post"`` (targets: the 16×16 centre), ``"main"`` (one pixel of each
+            4×4 block), ``"context"`` or ``"local"`` (the crop's ab averaged over 4×4 blocks).
 
     Returns:
         ``L`` of shape ``(B, S, S, 1)``, the target ``(B, h, w, Q or 2)`` and the per-pixel
         weights ``(B, h, w)`` (the rebalancing weight of each pixel's nearest bin).
     """
+    opaque = None
+    if windows.shape[-1] == 4:
+        windows, alpha = windows[..., :3], windows[..., 3:]
+        # _target_ab drops channel 0 (L): give it a dummy one to place the opacity alike
+        placed = _target_ab(tf.concat([alpha, alpha], -1), architecture)[..., 0]
+        opaque = tf.cast(placed >= 0.5, tf.float32)
     lab = color.rgb_to_lab(windows)
     ab = _target_ab(lab, architecture)
     if variant == "classification":  # the nearest bin comes with the soft targets
@@ -380,6 +390,8 @@ def make_targets(windows: tf.Tensor, bins: np.ndarray, weights: np.ndarray | Non
         pixel_w = tf.ones(tf.shape(ab)[:-1])
     else:
         pixel_w = tf.gather(tf.constant(weights, tf.float32), nearest)
+    if opaque is not None:
+        pixel_w = pixel_w * opaque / tf.maximum(tf.reduce_mean(opaque), 1e-6)
     return lab[..., :1], target, pixel_w
 
 

@@ -375,7 +375,8 @@ def train(args) -> int:
     # per step.
     ds = collection.windows_dataset(coll.paths(), size=coll.size, window=window,
                                     batch=per_worker, seed=args.seed, start=done,
-                                    pipeline=index, pipelines=workers, augment=args.augment)
+                                    pipeline=index, pipelines=workers, augment=args.augment,
+                                    pixels=coll.pixels)
     if workers > 1:
         ds = ds.unbatch().batch(args.batch, drop_remainder=True)
     ds = ds.map(lambda w: colorizer.make_targets(w, coll.bins, weights, kind, coll.sigma, _K,

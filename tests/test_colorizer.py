@@ -141,6 +141,24 @@ def test_make_targets_gives_centre_targets_and_nearest_bin_weights():
     assert np.all(ones.numpy() == 1.0)
 
 
+def test_opacity_channel_removes_a_cut_outs_background_from_the_loss():
+    windows = _random_rgb((2, 32, 32, 3), seed=5)
+    alpha = np.zeros((2, 32, 32, 1), np.float32)
+    alpha[0, :, :16] = 1.0  # left half of the first window opaque, the second all background
+    weights = np.linspace(0.5, 2.0, len(BINS)).astype(np.float32)
+    L, z, w = cz.make_targets(np.concatenate([windows, alpha], -1), BINS, weights,
+                              architecture="main")
+    _, z3, w3 = cz.make_targets(windows, BINS, weights, architecture="main")
+    np.testing.assert_allclose(z.numpy(), z3.numpy())  # the same targets, other weights
+    assert L.shape == (2, 32, 32, 1)
+    col = np.arange(8) * 4 + cz.MAIN_TARGET_OFFSET  # the pixels the targets come from
+    opaque = np.zeros((2, 8, 8), bool)
+    opaque[0][:, col < 16] = True
+    assert np.all(w.numpy()[~opaque] == 0)
+    # scaled so that the batch's mean weight is the mean over its opaque pixels
+    np.testing.assert_allclose(w.numpy()[opaque] * opaque.mean(), w3.numpy()[opaque], rtol=1e-5)
+
+
 def test_context_targets_are_the_crop_averaged_over_4x4_blocks():
     crops = _random_rgb((2, 16, 24, 3), seed=4)
     _, ab, _ = cz.make_targets(crops, BINS, None, "regression", architecture="context")

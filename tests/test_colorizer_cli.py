@@ -151,7 +151,7 @@ def test_windows_resume_where_they_stopped_and_workers_read_disjoint_visits(tmp_
     paths = collection.scan(_photos(tmp_path / "photos", n=5), size=40).paths()
     common = dict(size=40, window=32, seed=3)
     whole = _batches(collection.windows_dataset(paths, batch=4, **common), 6)
-    assert whole[0].shape == (4, 32, 32, 3)
+    assert whole[0].shape == (4, 32, 32, 4)  # RGB and opacity
     again = _batches(collection.windows_dataset(paths, batch=4, **common), 6)
     np.testing.assert_array_equal(np.stack(whole), np.stack(again))  # seeded
     resumed = _batches(collection.windows_dataset(paths, batch=4, start=4, **common), 2)
@@ -431,6 +431,38 @@ def test_cut_out_objects_are_read_on_mid_grey(tmp_path):
     assert mask[40, 40] and not mask[5, 5] and 0.2 < mask.mean() < 0.3  # a quarter is opaque
     Image.fromarray(rgba[..., :3]).save(tmp_path / "plain.png")
     assert collection.opaque_mask(tmp_path / "plain.png") is None
+
+
+def test_scan_counts_only_a_cut_outs_object_and_its_copy_keeps_the_outline(tmp_path):
+    folder = _photos(tmp_path / "photos", n=5)
+    rgba = np.zeros((60, 60, 4), np.uint8)
+    rgba[:, :15] = (0, 0, 255, 255)  # an opaque blue strip; the rest transparent red
+    rgba[:, 15:] = (255, 0, 0, 0)
+    Image.fromarray(rgba).save(folder / "stamp.png")
+    coll = collection.scan(folder, size=40, working=tmp_path / "work", sigma=0)
+    i = coll.train.index("stamp.png")
+    assert coll.pixels[i] == 40 * 10  # a quarter of the 40×40 copy, the strip only
+    assert len(coll.pixels) == len(coll.train) and min(coll.pixels[:i]) >= 40 * 40
+    windows = collection._crops(coll.paths()[i], 0, size=40, window=32, crops=4, seed=0)
+    assert windows.shape == (4, 32, 32, 4)
+    blue = windows[..., 2] > 0.9  # the opacity channel marks the blue strip only
+    np.testing.assert_array_equal(windows[..., 3] == 1, blue)
+    np.testing.assert_array_equal(collection._crops(coll.paths()[0], 0, size=40, window=32,
+                                                    crops=2, seed=0)[..., 3], 1)
+
+
+def test_windows_visit_photos_in_proportion_to_their_opaque_pixels(tmp_path):
+    paths = []
+    for i, rgb in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):  # one colour each
+        paths.append(str(tmp_path / f"plain{i}.png"))
+        Image.fromarray(np.full((40, 40, 3), rgb, np.uint8)).save(paths[-1])
+    ds = collection.windows_dataset(paths, size=40, window=32, batch=4, seed=0,
+                                    pixels=[1, 3, 6])
+    which = np.array([np.argmax(b[0, 0, 0, :3]) for b in _batches(ds, 400)])  # one visit each
+    share = np.bincount(which, minlength=3) / len(which)
+    assert share == pytest.approx([0.1, 0.3, 0.6], abs=0.06)
+    with pytest.raises(ValueError, match="one non-negative count per photo"):
+        collection.windows_dataset(paths, size=40, window=32, batch=4, pixels=[1, 2])
 
 
 def test_book_runs_are_the_train_command_with_the_books_settings():
