@@ -14,6 +14,11 @@ whole photographs. The algorithm itself is in ``helpers.color``.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m helpers.colorizer: the command (helpers/colorizer_cli.py),
+    from helpers.colorizer_cli import main  # which imports this module once, as helpers.colorizer
+
+    raise SystemExit(main())
+
 import json
 import shutil
 import time
@@ -854,12 +859,6 @@ def colorize(model: tf.keras.Model, rgb: np.ndarray, bins: np.ndarray | None = N
     L = color.rgb_to_lab(rgb).numpy()[..., 0]
     ab = predict_ab(model, L, bins, T)
     return color.lab_to_rgb(np.concatenate([L[..., None], ab], axis=-1)).numpy()
-
-
-if __name__ == "__main__":  # python -m helpers.colorizer train|colorize (helpers/colorizer_cli.py)
-    from helpers.colorizer_cli import main
-
-    raise SystemExit(main())
 
 
 # ---------------------------------------------------------------- evaluation on photographs

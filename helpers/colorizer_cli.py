@@ -676,6 +676,30 @@ def weights(args) -> int:
 # ---------------------------------------------------------------- command line
 
 
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow and find its devices with its C++ start-up lines discarded.
+
+    TensorFlow's C++ core writes lines such as "Could not find cuda drivers" and "failed call
+    to cuInit" to the process's standard error before its logging is set up, where
+    ``TF_CPP_MIN_LOG_LEVEL`` cannot reach them. They would open the command's output, so the
+    file descriptor is pointed at the null device for the import only; a Python error in the
+    import is still raised and printed.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of ``python -m helpers.colorizer``."""
     from helpers.colorizer import VARIANTS
@@ -730,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status.
     """
+    _quiet_tensorflow()  # parser() reads the network names from helpers.colorizer
     args = parser().parse_args(argv)
     try:
         return {"train": train, "weights": weights, "colorize": colorize}[args.command](args)

@@ -260,6 +260,27 @@ def test_bad_runs_give_one_clear_error(trained, tmp_path, capsys):
     assert "other bins" in capsys.readouterr().err
 
 
+def test_the_command_speaks_first_and_imports_the_colorizer_once(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    env["PYTHONPATH"] = str(ROOT)
+    probe = "\n".join([  # count the modules defining make_trainer when the command starts
+        "import runpy, sys", "import helpers.colorizer_cli as cli", "real = cli.main",
+        "def counting(argv=None):",
+        "    print('copies', sum(getattr(m, 'make_trainer', None) is not None",
+        "                        for m in list(sys.modules.values())), flush=True)",
+        "    return real(argv)",
+        "cli.main = counting",
+        "sys.argv = ['colorizer', 'colorize', '--run', sys.argv[1], '--out', sys.argv[1], "
+        "sys.argv[1]]",
+        "try:", "    runpy.run_module('helpers.colorizer', run_name='__main__')",
+        "except SystemExit as e:", "    print('status', e.code)"])
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "missing")], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=300)
+    err = out.stderr.splitlines()
+    assert err and err[0].startswith("error: The run folder"), out.stderr[:500]
+    assert "status 2" in out.stdout and "copies 0" in out.stdout, out.stdout
+
+
 # ---------------------------------------------------------------- two workers
 
 
