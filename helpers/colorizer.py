@@ -638,6 +638,34 @@ def train_loop(trainer: Trainer, data: tf.data.Dataset, *, until: int, every: in
         total, count, steps, t0 = np.float32(0), np.float32(0), 0, time.perf_counter()
 
 
+def prior_only_loss(target: tf.Tensor, pixel_w: tf.Tensor, prior: np.ndarray,
+                    bins: np.ndarray) -> float:
+    """The loss of the trivial model that knows only which colours are common.
+
+    For classification targets (``(..., Q)``) it predicts the prior ``prior`` at every pixel
+    and scores it with the cross-entropy; for regression targets (``(..., 2)``) it predicts
+    the prior's mean ab and scores it with the mean squared error: the two losses
+    ``make_trainer`` trains with, weighted by ``pixel_w`` as they are.
+
+    Args:
+        target, pixel_w: a batch's ``make_targets``.
+        prior: the prior over the bins ``(Q,)``.
+        bins: the bin centres ``(Q, 2)``.
+
+    Returns:
+        The loss.
+    """
+    import keras
+
+    prior = np.asarray(prior, np.float32)
+    if target.shape[-1] == 2:
+        guess, loss = prior @ np.asarray(bins, np.float32), keras.losses.MeanSquaredError()
+    else:
+        guess, loss = prior, keras.losses.CategoricalCrossentropy()
+    return float(loss(target, tf.broadcast_to(tf.constant(guess), target.shape),
+                      sample_weight=pixel_w))
+
+
 def held_out_loss(trainer: Trainer, L: tf.Tensor, target: tf.Tensor, pixel_w: tf.Tensor,
                   batch_size: int = 256) -> float:
     """The trainer's loss on held-out windows, in chunks of ``batch_size`` (as ``evaluate``).

@@ -265,25 +265,11 @@ def _held_out_batch(coll, args, window: int, bins, weights, kind: str):
 
 
 def baseline_loss(loss, coll, L, target, pixel_w) -> float:
-    """The loss of the trivial model on held-out windows: the training prior at every pixel
-    (classification), or the prior's mean ab (regression).
+    """The loss of the trivial model on held-out windows (``colorizer.prior_only_loss`` with
+    the run's prior and bins); ``loss`` and ``L`` are accepted for the caller's convenience."""
+    from helpers import colorizer
 
-    Args:
-        loss: the run's Keras loss (cross-entropy or mean squared error).
-        coll: the run's collection (bins and prior).
-        L, target, pixel_w: the held-out windows' ``make_targets``.
-
-    Returns:
-        The loss, as ``held_out_loss`` computes the network's.
-    """
-    import tensorflow as tf
-
-    if target.shape[-1] == 2:
-        guess = np.asarray(coll.prior @ coll.bins, np.float32)  # the prior's mean (a, b)
-    else:
-        guess = np.asarray(coll.prior, np.float32)
-    pred = tf.broadcast_to(tf.constant(guess), target.shape)
-    return float(loss(target, pred, sample_weight=pixel_w))
+    return colorizer.prior_only_loss(target, pixel_w, coll.prior, coll.bins)
 
 
 def _summaries(writer, step: int, shadow, coll, held_loss: float, loss: float, rate: float,

@@ -486,3 +486,89 @@ def refresh_batch_norm(model, L: np.ndarray) -> int:
         for lay, momentum in zip(layers, saved):
             lay.momentum = momentum
     return len(layers)
+
+
+def scene_batches(batch: int, steps: int, size: int = 64, seed: int = 0):
+    """A ``tf.data`` stream of ``steps`` batches of new scenes, painted as training asks.
+
+    Batch ``i`` is ``make_scenes(batch, size, seed=[seed, i])``'s RGB: every scene is new
+    (the world's data are unlimited) and none is held in memory beyond its batch.
+
+    Args:
+        batch: scenes per batch.
+        steps: number of batches.
+        size: side of each scene in pixels.
+        seed: the stream's seed.
+
+    Returns:
+        A ``tf.data.Dataset`` of float32 batches ``(batch, size, size, 3)``.
+    """
+    import tensorflow as tf
+
+    if batch < 1 or steps < 1:
+        raise ValueError(f"batch and steps must be positive, got {batch} and {steps}.")
+
+    def paint(i):
+        out = tf.numpy_function(lambda k: make_scenes(batch, size, seed=[seed, int(k)])[0],
+                                [i], tf.float32, stateful=False)
+        return tf.ensure_shape(out, (batch, size, size, 3))
+
+    return tf.data.Dataset.range(steps).map(paint, num_parallel_calls=2, deterministic=True)
+
+
+def train_network(variant: str, bins: np.ndarray, *, steps: int, weights: np.ndarray | None = None,
+                  batch: int = 32, lr: float = 3e-3, seed: int = 1000, every: int = 25,
+                  refresh: int = 128) -> tuple:
+    """Train the book's main colorizer on a stream of new scenes; the world's live run.
+
+    ``helpers.colorizer``'s own loop (``make_trainer``, ``make_targets``, ``train_loop``) on
+    ``scene_batches``, then ``refresh_batch_norm`` on ``refresh`` further new scenes.
+
+    Args:
+        variant: ``"regression"``, ``"classification"`` or ``"rebalanced"``.
+        bins: the ab bins ``(Q, 2)``.
+        steps: training steps.
+        weights: rebalancing weights ``(Q,)`` (used by ``"rebalanced"`` only; required there).
+        batch: scenes per step.
+        lr: Adam's learning rate.
+        seed: the scene stream's seed (and the network's initialisation seed).
+        every: steps between the recorded training losses.
+        refresh: new scenes whose statistics replace batch normalisation's moving ones.
+
+    Returns:
+        ``(model, losses)``: the trained Keras model and ``[step, mean loss]`` per ``every``
+        steps.
+    """
+    import tempfile
+
+    import tensorflow as tf
+
+    from helpers import colorizer
+
+    if variant == "rebalanced" and weights is None:
+        raise ValueError("The rebalanced variant needs the rebalancing weights (weights=...).")
+    kind = "regression" if variant == "regression" else "classification"
+    use_w = weights if variant == "rebalanced" else None
+    trainer = colorizer.make_trainer(len(bins), variant, lr=lr, architecture="main", seed=seed)
+    data = scene_batches(batch, steps, seed=seed).map(
+        tf.autograph.experimental.do_not_convert(lambda w: colorizer.make_targets(
+            w, bins, use_w, kind, architecture="main"))).prefetch(2)
+    losses = []
+    with tempfile.TemporaryDirectory(prefix="scenes-") as folder:
+        manager = tf.train.CheckpointManager(trainer.checkpoint, folder, max_to_keep=1)
+        colorizer.train_loop(trainer, data, until=steps, every=min(every, steps),
+                             manager=manager,
+                             on_chunk=lambda now, n, loss, s: losses.append([now, loss]))
+    fresh, _ = make_scenes(refresh, seed=[seed, steps])  # batch `steps`: never trained on
+    refresh_batch_norm(trainer.model, color.rgb_to_lab(fresh).numpy()[..., :1])
+    return trainer.model, losses
+
+
+def predict(model, L: np.ndarray, chunk: int = 100) -> np.ndarray:
+    """The model's outputs for scenes' lightness ``L`` ``(N, H, W, 1)``, in chunks, as float16.
+
+    Float16 keeps a classifier's probabilities for hundreds of scenes small (they are read
+    back as float32 for decoding, to about three significant digits).
+    """
+    return np.concatenate([model(L[i:i + chunk], training=False).numpy().astype(np.float16)
+                           for i in range(0, len(L), chunk)])

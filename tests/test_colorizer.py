@@ -448,3 +448,16 @@ def test_evaluate_photos_scores_networks_and_baselines_on_the_trained_pixels():
     with pytest.raises(ValueError, match="main networks only"):
         cz.evaluate_photos({"post": cz.build_model(len(bins))}, photos, bins,
                                   prior)
+
+
+def test_prior_only_loss_scores_the_prior_and_its_mean_colour():
+    windows = _random_rgb((2, 32, 32, 3), seed=6)
+    prior = np.linspace(1, 2, len(BINS)).astype(np.float32)
+    prior /= prior.sum()
+    _, z, w = cz.make_targets(windows, BINS, None)
+    want = -np.mean(np.sum(z.numpy() * np.log(prior), axis=-1))
+    assert cz.prior_only_loss(z, w, prior, BINS) == pytest.approx(want, rel=1e-4)
+    _, ab, ones = cz.make_targets(windows, BINS, None, "regression")
+    mean_ab = prior @ BINS
+    want = np.mean((ab.numpy() - mean_ab) ** 2)
+    assert cz.prior_only_loss(ab, ones, prior, BINS) == pytest.approx(want, rel=1e-4)

@@ -252,3 +252,28 @@ def test_refresh_batch_norm_sets_the_moving_statistics_to_the_batchs():
     np.testing.assert_allclose(bn.moving_mean.numpy(), [L.mean()], rtol=1e-4)
     np.testing.assert_allclose(bn.moving_variance.numpy(), [L.var()], rtol=1e-3)
     assert bn.momentum == 0.99  # restored
+
+
+def test_scene_batches_paint_new_scenes_deterministically():
+    first = [b.numpy() for b in scenes.scene_batches(4, 3, size=32, seed=7)]
+    again = [b.numpy() for b in scenes.scene_batches(4, 3, size=32, seed=7)]
+    assert len(first) == 3 and first[0].shape == (4, 32, 32, 3)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first[1], scenes.make_scenes(4, 32, seed=[7, 1])[0])
+    assert not np.array_equal(first[0], first[1])  # each batch is new
+    with pytest.raises(ValueError, match="positive"):
+        scenes.scene_batches(0, 3)
+
+
+def test_train_network_records_its_losses_and_predicts_in_float16():
+    weights = np.ones(len(BINS), np.float32)
+    model, losses = scenes.train_network("rebalanced", BINS, steps=4, weights=weights, batch=4,
+                                         every=2, refresh=8)
+    assert [step for step, _ in losses] == [2, 4] and all(np.isfinite(v) for _, v in losses)
+    L = color.rgb_to_lab(scenes.make_scenes(3, seed=1)[0]).numpy()[..., :1]
+    out = scenes.predict(model, L, chunk=2)
+    assert out.dtype == np.float16 and out.shape == (3, 16, 16, len(BINS))
+    np.testing.assert_allclose(out.astype(np.float32).sum(-1), 1, atol=0.02)  # distributions
+    with pytest.raises(ValueError, match="rebalancing weights"):
+        scenes.train_network("rebalanced", BINS, steps=1)
