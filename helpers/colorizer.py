@@ -813,12 +813,15 @@ def _predict_windows(model, L: np.ndarray) -> np.ndarray:
     return np.asarray(x, np.float32)[0]
 
 
-def _predict_context(model, L: np.ndarray) -> np.ndarray:
-    """The context network over a whole image at once, its output upsampled to full size."""
+def _predict_context(model, L: np.ndarray, decode: Callable | None = None) -> np.ndarray:
+    """The context network over a whole image at once, its output upsampled to full size;
+    with ``decode``, the output is decoded (e.g. to ab) at its own resolution first."""
     h, w = L.shape
     H, W = -(-h // CONTEXT_STRIDE) * CONTEXT_STRIDE, -(-w // CONTEXT_STRIDE) * CONTEXT_STRIDE
     padded = np.pad(L, ((0, H - h), (0, W - w)), mode="reflect")
     out = model(padded[None, :, :, None], training=False)  # eager: the image's own shape
+    if decode is not None:
+        out = decode(out)
     # bilinear upsampling of distributions gives distributions (convex combinations)
     full = tf.image.resize(out, (H, W), method="bilinear").numpy()[0]
     return full[:h, :w]
@@ -849,7 +852,9 @@ def predict_tiles(model: tf.keras.Model, L: np.ndarray) -> np.ndarray:
 
 def predict_ab(model: tf.keras.Model, L: np.ndarray, bins: np.ndarray | None = None,
                T: float = color.T_ANNEALED) -> np.ndarray:
-    """Colour a whole image: ``predict_tiles``, then the annealed mean for classifiers.
+    """Colour a whole image: ``predict_tiles``, then the annealed mean for classifiers (for
+    the networks with a quarter-resolution output, the annealed mean at that resolution, then
+    its ab upsampled).
 
     Args:
         model: a classification or regression model from ``build_model``.
@@ -860,6 +865,17 @@ def predict_ab(model: tf.keras.Model, L: np.ndarray, bins: np.ndarray | None = N
     Returns:
         ab image of shape ``(H, W, 2)``.
     """
+    if _is_context(model) and model.output_shape[-1] != 2:
+        # decode at the network's own resolution, then upsample the two ab channels (as the
+        # paper's demo does): the same colours as decoding upsampled distributions, up to
+        # the interpolation, without a (H, W, Q) array
+        if bins is None:
+            raise ValueError("A classification model needs the bins to decode its output.")
+        L = np.asarray(L, np.float32)
+        if L.ndim != 2 or min(L.shape) < OUTPUT:
+            raise ValueError(f"predict_ab needs a 2-D L image at least {OUTPUT} px on a side, "
+                             f"got shape {L.shape}.")
+        return _predict_context(model, L, lambda z: color.annealed_mean(z, bins, T))
     out = predict_tiles(model, L)
     if out.shape[-1] == 2:
         return out

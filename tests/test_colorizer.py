@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 from skimage.color import rgb2lab
 
 from helpers import color
@@ -461,3 +462,16 @@ def test_prior_only_loss_scores_the_prior_and_its_mean_colour():
     mean_ab = prior @ BINS
     want = np.mean((ab.numpy() - mean_ab) ** 2)
     assert cz.prior_only_loss(ab, ones, prior, BINS) == pytest.approx(want, rel=1e-4)
+
+
+def test_main_classifier_is_decoded_at_its_own_resolution_then_upsampled():
+    model = cz.build_model(len(BINS), architecture="main")
+    L = np.asarray(rgb2lab(_random_rgb((40, 48, 3), seed=8))[..., 0], np.float32)
+    ab = cz.predict_ab(model, L, BINS)
+    grid = model(L[None, :, :, None], training=False)  # 40 × 48: multiples of 8, no padding
+    want = tf.image.resize(color.annealed_mean(grid, BINS, color.T_ANNEALED), (40, 48),
+                           method="bilinear").numpy()[0]
+    assert ab.shape == (40, 48, 2)
+    np.testing.assert_allclose(ab, want, atol=1e-3)
+    with pytest.raises(ValueError, match="needs the bins"):
+        cz.predict_ab(model, L)
