@@ -6,10 +6,10 @@ receptive field spans a whole working image (a strided encoder, dilated convolut
 at a quarter of the resolution, as in the paper). ``random_windows`` cuts training crops,
 ``make_dataset`` turns a run's share of them into ``(L, target, pixel weight)`` batches,
 ``make_trainer`` and ``train_loop`` are the one training loop (under any ``tf.distribute``
-strategy, in float32 or mixed precision), ``train`` runs it on windows in memory with a
-cached, resumable run folder (``python -m helpers.colorizer train`` runs it on windows
-streamed from a photo folder), and ``predict_tiles`` / ``predict_ab`` / ``colorize`` colour
-whole photographs. The algorithm itself is in ``helpers.color``.
+strategy, in float32 or mixed precision), which ``python -m helpers.colorizer train`` runs on
+windows streamed from a photo folder (the one training command and run record) and
+``helpers.scenes.train_network`` on generated scenes, and ``predict_tiles``, ``predict_ab`` and
+``colorize`` colour whole photographs. The algorithm itself is in ``helpers.color``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ if __name__ == "__main__":  # python -m helpers.colorizer: the command (helpers/
 
     raise SystemExit(main())
 
-import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from helpers import color, config
+from helpers import color
 
 WINDOW = 32
 """Side of the L window the post's network sees (pixels)."""
@@ -483,38 +481,6 @@ def _ordered_batches(windows: np.ndarray, order: np.ndarray, batch_size: int) ->
 
 
 @dataclass
-class TrainResult:
-    """One training run: the model and what the run folder records about it."""
-
-    model: tf.keras.Model
-    folder: Path
-    losses: list = field(default_factory=list)
-    """``[step, mean training loss over the chunk ending there]`` per chunk."""
-    held_out_losses: list = field(default_factory=list)
-    """``[step, loss on the held-out windows]`` per chunk (empty without held-out windows)."""
-    drawn: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    """The index of every window the run has trained on, in order."""
-    steps_trained: int = 0
-    """Steps trained in this call (0 when the finished weights were reused)."""
-    seconds: float = 0.0
-    """Seconds spent training in this call."""
-    train_seconds: float = 0.0
-    """Seconds the whole run took to train (kept with its weights)."""
-    windows_per_s: float = float("nan")
-    """Throughput of the chunks after the first (which includes tracing)."""
-
-    @property
-    def distinct_windows(self) -> int:
-        """How many different windows the run has trained on."""
-        return int(len(np.unique(self.drawn)))
-
-
-def _run_folder(cache: Path, variant: str, settings: dict, *arrays) -> Path:
-    key = config.cache_key(settings, *arrays)
-    return Path(cache) / f"{settings['architecture']}-{variant}-{key}"
-
-
-@dataclass
 class Trainer:
     """A network with its optimizer, loss, step counter and checkpoint, made under a strategy."""
 
@@ -686,107 +652,6 @@ def held_out_loss(trainer: Trainer, L: tf.Tensor, target: tf.Tensor, pixel_w: tf
         total = total + np.float32(loss) * n
         count = count + n
     return float(total / count)
-
-
-def _read(folder: Path) -> dict:
-    path = folder / "run.json"
-    return json.loads(path.read_text()) if path.exists() else {
-        "losses": [], "held_out_losses": [], "timing": [], "drawn": []}
-
-
-def train(variant: str, windows: np.ndarray, bins: np.ndarray, *, steps: int, cache: Path,
-          weights: np.ndarray | None = None, batch_size: int = 32, lr: float = 1e-3,
-          seed: int = 0, chunk: int = 100, sigma: float = 5.0, k: int = 5,
-          precision: str = "float32", architecture: str = "post",
-          held_out: np.ndarray | None = None, strategy: tf.distribute.Strategy | None = None,
-          retrain: bool = False, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train one variant on windows in memory, resuming from checkpoints and reusing weights.
-
-    The run lives in ``cache / <architecture>-<variant>-<config.cache_key of everything that
-    changes the result>``; ``train_loop`` saves a checkpoint every ``chunk`` steps, so an
-    interrupted run continues where it stopped (with the next windows of its
-    ``window_order``), and a finished run is only loaded (unless ``retrain``).
-
-    Args:
-        variant: ``"regression"``, ``"classification"`` or ``"rebalanced"``.
-        windows: training RGB windows ``(N, S, S, 3)``.
-        bins: bin centres ``(Q, 2)``.
-        steps: optimisation steps.
-        cache: folder for run folders.
-        weights: rebalancing weights (required by, and used only by, ``"rebalanced"``).
-        batch_size: global batch size (split across the strategy's replicas).
-        lr: Adam learning rate.
-        seed: initialisation and window-order seed.
-        chunk: steps between checkpoints.
-        sigma: width of the soft-encoding Gaussian (classification variants).
-        k: neighbours of the soft encoding (the paper says 5, its code uses 10).
-        precision: one of ``PRECISIONS`` (see ``build_model`` and ``make_trainer``).
-        architecture: ``"post"``, ``"context"`` or ``"local"``.
-        held_out: optional windows (from photos not trained on) scored after every chunk.
-        strategy: a ``tf.distribute`` strategy; default: the current one.
-        retrain: ignore finished weights and train again from scratch.
-        log: optional function called with a progress line after each chunk.
-
-    Returns:
-        A ``TrainResult``.
-    """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}.")
-    if steps < 1 or chunk < 1:
-        raise ValueError(f"steps and chunk must be positive, got {steps} and {chunk}.")
-    if variant == "rebalanced" and weights is None:
-        raise ValueError("The rebalanced variant needs the rebalancing weights (weights=...).")
-    strategy = strategy or tf.distribute.get_strategy()
-    use_w = weights if variant == "rebalanced" else None
-    settings = {"architecture": architecture, "variant": variant, "steps": steps,
-                "batch": batch_size, "lr": lr, "seed": seed, "sigma": sigma, "k": k,
-                "precision": precision, "replicas": strategy.num_replicas_in_sync}
-    arrays = [np.asarray(windows, np.float32), np.asarray(bins, np.float32)]
-    arrays += [np.zeros(0) if use_w is None else np.asarray(use_w, np.float32),
-               np.zeros(0) if held_out is None else np.asarray(held_out, np.float32)]
-    folder = _run_folder(cache, variant, settings, *arrays)
-    if retrain and folder.exists():
-        shutil.rmtree(folder)
-    trainer = make_trainer(len(bins), variant, lr=lr, precision=precision,
-                           architecture=architecture, seed=seed, strategy=strategy)
-    manager = tf.train.CheckpointManager(trainer.checkpoint, folder, max_to_keep=2)
-    if manager.latest_checkpoint:
-        trainer.checkpoint.restore(manager.latest_checkpoint).expect_partial()
-    run = _read(folder)
-    kind = "regression" if variant == "regression" else "classification"
-    data = dict(sigma=sigma, k=k, architecture=architecture)
-    scored = None if held_out is None else next(iter(make_dataset(
-        held_out, bins, use_w, kind, len(held_out), **data)))
-    order = window_order(len(windows), steps * batch_size, seed)
-    done_before = int(trainer.step.numpy())
-    spent = []
-
-    def on_chunk(now: int, n: int, loss: float, seconds: float) -> None:
-        spent.append(seconds)
-        run["timing"].append([n, seconds])
-        run["drawn"].extend(int(i) for i in order[(now - n) * batch_size:now * batch_size])
-        run["losses"].append([now, loss])
-        if scored is not None:
-            run["held_out_losses"].append([now, held_out_loss(trainer, *scored)])
-        (folder / "run.json").write_text(json.dumps(run))
-        if log:
-            log(f"{architecture} {variant}: step {now}/{steps}, loss {loss:.3f}")
-
-    if done_before < steps:
-        ds = make_dataset(windows, bins, use_w, kind, batch_size,
-                          order=order[done_before * batch_size:], **data)
-        train_loop(trainer, ds, until=steps, every=chunk, manager=manager, on_chunk=on_chunk)
-    model = trainer.model
-    model.train_function = model.test_function = None  # no traced graph kept with the model
-    steady = run["timing"][1:] or run["timing"]  # the first chunk includes tracing
-    steady_s = sum(sec for _, sec in steady)
-    return TrainResult(
-        model=model, folder=folder, losses=run["losses"],
-        held_out_losses=run["held_out_losses"], drawn=np.asarray(run["drawn"], np.int64),
-        steps_trained=int(trainer.step.numpy()) - done_before, seconds=sum(spent),
-        train_seconds=sum(sec for _, sec in run["timing"]),
-        windows_per_s=(sum(n for n, _ in steady) * batch_size / steady_s
-                       if steady_s > 0 else float("nan")))
 
 
 # ---------------------------------------------------------------- whole images

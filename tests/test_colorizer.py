@@ -187,69 +187,13 @@ def test_dataset_yields_the_windows_of_the_order_given():
         cz.make_dataset(windows, BINS, order=np.array([12]))
 
 
-def test_a_run_draws_every_window_once_before_any_twice(tmp_path):
-    """The distinct windows a run trains on, counted across an interruption and a resume."""
-    n, batch, steps = 24, 4, 9  # 36 draws: every window once, then 12 again
-
-    class Stop(Exception):
-        pass
-
-    def interrupt(line):
-        if "step 2/" in line:
-            raise Stop
-
-    windows = _numbered_windows(n)
-    args = dict(steps=steps, cache=tmp_path, batch_size=batch, chunk=2, seed=1)
-    with pytest.raises(Stop):
-        cz.train("regression", windows, BINS, log=interrupt, **args)
-    run = cz.train("regression", windows, BINS, **args)
-    assert run.steps_trained == steps - 2 and len(run.drawn) == steps * batch
-    assert run.model.train_function is None  # the traced graph is released after training
-    assert run.distinct_windows == n
-    assert len(np.unique(run.drawn[:n])) == n  # the first pass sees each window once
-    np.testing.assert_array_equal(run.drawn, cz.window_order(n, steps * batch, seed=1))
-    # what the resumed chunks fed the network is what the run recorded
-    resumed = run.drawn[2 * batch:]
-    ds = cz.make_dataset(windows, BINS, batch_size=batch, order=resumed, variant="regression")
-    assert _which([L for L, _, _ in ds], n).tolist() == resumed.tolist()
-
-
-def test_train_resumes_and_reuses_finished_weights(tmp_path):
-    windows = _random_rgb((16, 32, 32, 3), seed=4)
-    weights = np.ones(len(BINS), np.float32)
-    args = dict(weights=weights, cache=tmp_path, batch_size=4, chunk=1)
-    first = cz.train("rebalanced", windows, BINS, steps=2, **args)
-    assert first.steps_trained == 2 and len(first.losses) == 2
-    again = cz.train("rebalanced", windows, BINS, steps=2, **args)
-    assert again.steps_trained == 0 and again.losses == first.losses
-    assert again.seconds == 0 and again.train_seconds == pytest.approx(first.train_seconds)
-    assert again.windows_per_s == first.windows_per_s > 0
-    longer = cz.train("rebalanced", windows, BINS, steps=3, **args)
-    assert longer.steps_trained == 3  # another configuration: its own folder
-    fresh = cz.train("rebalanced", windows, BINS, steps=2, retrain=True, **args)
-    assert fresh.steps_trained == 2
-
-
-@pytest.mark.parametrize("change", [{"k": 10}, {"precision": "mixed_bfloat16"}, {"lr": 1e-2},
-                                    {"architecture": "context"}])
-def test_train_keys_the_cache_on_every_setting(tmp_path, change):
-    windows = _random_rgb((8, 32, 32, 3), seed=6)  # 32 px suits both networks
-    base = cz.train("classification", windows, BINS, steps=1, cache=tmp_path, batch_size=4)
-    other = cz.train("classification", windows, BINS, steps=1, cache=tmp_path, batch_size=4,
-                     **change)
-    assert other.folder != base.folder and other.steps_trained == 1
-    assert np.isfinite(other.losses[-1][1])
-
-
-def test_train_scores_held_out_windows_after_every_chunk(tmp_path):
-    windows, held_out = _random_rgb((16, 32, 32, 3), seed=7), _random_rgb((6, 32, 32, 3), 8)
-    run = cz.train("classification", windows, BINS, steps=4, chunk=2, cache=tmp_path,
-                   batch_size=4, held_out=held_out)
-    assert [s for s, _ in run.held_out_losses] == [2, 4]
+def test_held_out_loss_is_the_mean_loss_over_the_windows():
+    trainer = cz.make_trainer(len(BINS), "classification", seed=7)
+    held_out = _random_rgb((6, 32, 32, 3), 8)
     L, z, w = cz.make_targets(held_out, BINS)
-    p = run.model.predict(L, verbose=0)
+    p = trainer.model.predict(L, verbose=0)
     want = float(np.mean(-np.sum(z.numpy() * np.log(np.maximum(p, 1e-7)), -1)))
-    assert run.held_out_losses[-1][1] == pytest.approx(want, rel=1e-3)
+    assert cz.held_out_loss(trainer, L, z, w, batch_size=4) == pytest.approx(want, rel=1e-3)
 
 
 def _digest(model):
@@ -258,26 +202,33 @@ def _digest(model):
 
 @pytest.mark.parametrize("variant", ["rebalanced", "regression"])
 def test_train_loop_reproduces_keras_fit_bit_for_bit(tmp_path, variant):
-    """The one loop gives the weights, losses and held-out losses Keras' fit and evaluate gave
-    (what colorizer.train ran before it; checked for every network, variant and precision
-    against the old code when the loop replaced fit)."""
+    """The one loop gives the weights, losses and held-out losses Keras' fit and evaluate
+    give (checked for every network, variant and precision when the loop replaced fit)."""
     windows, held_out = _random_rgb((24, 32, 32, 3), seed=9), _random_rgb((6, 32, 32, 3), 10)
     weights = np.linspace(0.5, 2, len(BINS)).astype(np.float32)
-    run = cz.train(variant, windows, BINS, weights=weights, steps=4, chunk=2, cache=tmp_path,
-                   batch_size=4, lr=3e-3, seed=2, held_out=held_out)
-    ref = cz.make_trainer(len(BINS), variant, lr=3e-3, seed=2).model  # compiled: fit works
     kind = "regression" if variant == "regression" else "classification"
     use_w = weights if variant == "rebalanced" else None
     order = cz.window_order(len(windows), 16, seed=2)
     L, z, w = next(iter(cz.make_dataset(held_out, BINS, use_w, kind, len(held_out))))
+    trainer = cz.make_trainer(len(BINS), variant, lr=3e-3, seed=2)
+    manager = tf.train.CheckpointManager(trainer.checkpoint, tmp_path, max_to_keep=1)
+    mine, mine_held = [], []
+
+    def on_chunk(now, n, loss, seconds):
+        mine.append([now, loss])
+        mine_held.append([now, cz.held_out_loss(trainer, L, z, w)])
+
+    cz.train_loop(trainer, cz.make_dataset(windows, BINS, use_w, kind, 4, order=order),
+                  until=4, every=2, manager=manager, on_chunk=on_chunk)
+    ref = cz.make_trainer(len(BINS), variant, lr=3e-3, seed=2).model  # compiled: fit works
     losses, held = [], []
     for start in (0, 2):
         ds = cz.make_dataset(windows, BINS, use_w, kind, 4, order=order[start * 4:(start + 2) * 4])
         h = ref.fit(ds, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
         losses.append([start + 2, float(h.history["loss"][-1])])
         held.append([start + 2, float(ref.evaluate(L, z, sample_weight=w, verbose=0))])
-    assert _digest(run.model) == _digest(ref)
-    assert run.losses == losses and run.held_out_losses == held
+    assert _digest(trainer.model) == _digest(ref)
+    assert mine == losses and mine_held == held
 
 
 def test_train_loop_scales_the_loss_under_mixed_float16(tmp_path):
@@ -298,16 +249,6 @@ def test_train_loop_scales_the_loss_under_mixed_float16(tmp_path):
     assert int(trainer.step.numpy()) == 2 and manager.latest_checkpoint.endswith("ckpt-2")
     with pytest.raises(ValueError, match="positive"):
         cz.train_loop(trainer, ds, until=3, every=0, manager=manager)
-
-
-def test_train_rejects_bad_arguments(tmp_path):
-    windows = _random_rgb((8, 32, 32, 3))
-    with pytest.raises(ValueError, match="variant"):
-        cz.train("l1", windows, BINS, steps=1, cache=tmp_path)
-    with pytest.raises(ValueError, match="weights"):
-        cz.train("rebalanced", windows, BINS, steps=1, cache=tmp_path)
-    with pytest.raises(ValueError, match="positive"):
-        cz.train("regression", windows, BINS, steps=0, cache=tmp_path)
 
 
 def _centre_model(gains):
