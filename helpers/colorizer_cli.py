@@ -9,8 +9,9 @@ finished one), ``run.json`` and TensorBoard logs. ``colorize`` colours photos wi
 latest checkpoint through ``colorizer.predict_ab``.
 
 Training runs the chapter's own loop, ``colorizer.make_trainer`` and ``colorizer.train_loop``
-(what ``colorizer.train`` runs on windows held in memory); this module only feeds it windows
-streamed from files and adds the run folder, TensorBoard and the progress display.
+(what ``scenes.train_network`` runs on generated scenes); this module feeds it windows
+streamed from files and adds the one run record (``run.json``), TensorBoard and the progress
+display.
 """
 
 from __future__ import annotations
