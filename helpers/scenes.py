@@ -323,7 +323,7 @@ def _masked(x: np.ndarray, mask: np.ndarray, what: str) -> np.ndarray:
     if not mask.any():
         raise ValueError(f"The mask selects no pixels for {what}; draw more scenes or lower "
                          "the margin.")
-    return x[mask]
+    return x[mask].astype(np.float32)  # float16 predictions are decoded in float32
 
 
 def two_coloured_chroma(pred_ab: np.ndarray, mask: np.ndarray) -> float:
@@ -431,7 +431,7 @@ def measure_claims(pred: np.ndarray, masks: dict[str, np.ndarray], bins: np.ndar
         ``chroma_T1``, ``chroma_T0.38``, ``chroma_T0.01`` on the discs and ``red_mass`` and
         ``green_mass`` (probability near each disc colour on the discs).
     """
-    pred = np.asarray(pred, np.float32)
+    pred = np.asarray(pred)  # float16 stays float16: only masked pixels are converted
     probs = None
     if pred.shape[-1] != 2:
         if bins is None:
@@ -441,9 +441,9 @@ def measure_claims(pred: np.ndarray, masks: dict[str, np.ndarray], bins: np.ndar
         for m in masks.values():
             anywhere |= m
         ab = np.zeros((*pred.shape[:-1], 2), np.float32)
-        ab[anywhere] = color.annealed_mean(pred[anywhere], bins, T).numpy()
+        ab[anywhere] = color.annealed_mean(pred[anywhere].astype(np.float32), bins, T).numpy()
     else:
-        ab = pred
+        ab = pred.astype(np.float32)
     out = {"disc_chroma": two_coloured_chroma(ab, masks["two_coloured"]),
            "fixed_error": float(np.mean(np.hypot(
                *(_masked(ab, masks["fixed"], "pred_ab") - colour_lab("violet")[1:]).T))),
