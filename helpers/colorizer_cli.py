@@ -265,14 +265,6 @@ def _held_out_batch(coll, args, window: int, bins, weights, kind: str):
     return colorizer.make_targets(windows, bins, weights, kind, coll.sigma, _K, args.network)
 
 
-def baseline_loss(loss, coll, L, target, pixel_w) -> float:
-    """The loss of the trivial model on held-out windows (``colorizer.prior_only_loss`` with
-    the run's prior and bins); ``loss`` and ``L`` are accepted for the caller's convenience."""
-    from helpers import colorizer
-
-    return colorizer.prior_only_loss(target, pixel_w, coll.prior, coll.bins)
-
-
 def _summaries(writer, step: int, shadow, coll, held_loss: float, loss: float, rate: float,
                variant: str) -> None:
     """Write a checkpoint's TensorBoard summaries (losses, colourized held-out photos)."""
@@ -376,7 +368,8 @@ def train(args) -> int:
     data = ds.with_options(options).prefetch(tf.data.AUTOTUNE)
     held = _held_out_batch(coll, args, window, coll.bins, weights, kind)
     if chief and held is not None and "held_out_baseline" not in record:
-        record["held_out_baseline"] = baseline_loss(trainer.loss, coll, *held)
+        record["held_out_baseline"] = colorizer.prior_only_loss(held[1], held[2],
+                                                                coll.prior, coll.bins)
     # a float32 copy colours the held-out photos for TensorBoard outside the strategy
     shadow = colorizer.build_model(q, kind, "float32", args.network) if chief else None
     writer = tf.summary.create_file_writer(str(run / "logs")) if chief else None
