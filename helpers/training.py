@@ -487,3 +487,100 @@ def _per_run_loss(loss, runs: int) -> np.ndarray:
     if unknown:
         raise ValueError(f"Unknown loss {unknown}; choose {' or '.join(LOSSES)}.")
     return np.array([n == "absolute" for n in names], np.float32)
+
+
+# ------------------------------------------------------------------ full-batch gradient descent
+
+
+def train_full_batch(x: np.ndarray, y: np.ndarray, weights: Weights, *,
+                     l1: float | Sequence[float] = 0.0, l2: float | Sequence[float] = 0.0,
+                     loss: str | Sequence[str] = "absolute", lr: float = 0.01,
+                     lr_end: float | None = None, steps: int = 1000,
+                     activation: str = "linear") -> EnsembleResult:
+    """Train every network of an ensemble by full-batch gradient descent, all runs at once.
+
+    Each step moves every run along the gradient of its own objective, the mean data loss over
+    all its samples plus ``l1 * sum|W| + l2 * sum W**2`` on the kernels (biases are not
+    penalised; the subgradient of ``|w|`` at 0 is taken as 0). The step size falls
+    geometrically from ``lr`` at the first step to ``lr_end`` at the last, which lets the
+    absolute loss and the L1 penalty, whose gradients do not shrink near their kinks, settle.
+    Unlike batch-size-1 SGD there is no sample order: the result depends only on the data and
+    the initial weights.
+
+    Args:
+        x: training inputs shared by all runs, ``(n,)`` or ``(n, n_in)``; or one set per
+            run, ``(runs, n)`` or ``(runs, n, n_in)`` (then ``y`` is ``(runs, n)``).
+        y: targets, ``(n,)`` or ``(runs, n)``.
+        weights: initial ensemble weights (not modified).
+        l1: L1 penalty coefficient, one value or one per run.
+        l2: L2 penalty coefficient, one value or one per run.
+        loss: ``"absolute"`` or ``"squared"``, one name or one per run.
+        lr: step size of the first step.
+        lr_end: step size of the last step; ``None`` keeps ``lr`` constant.
+        steps: number of full-batch steps.
+        activation: hidden activation, one of ``ACTIVATIONS``.
+
+    Returns:
+        An ``EnsembleResult`` whose ``history`` is the data loss before each step,
+        shape ``(steps, runs)``.
+    """
+    runs = _check_weights(weights)
+    x, y, per_run_data = _check_data(x, y, runs, weights[0][0].shape[1])
+    _check_activation(activation)
+    lr_end = lr if lr_end is None else lr_end
+    if lr <= 0 or lr_end <= 0:
+        raise ValueError(f"Step sizes must be positive, got lr={lr}, lr_end={lr_end}.")
+    if int(steps) < 1:
+        raise ValueError(f"Take at least one step, got steps={steps}.")
+    l1_r, l2_r = _per_run(l1, runs, "l1"), _per_run(l2, runs, "l2")
+    if np.any(l1_r < 0) or np.any(l2_r < 0):
+        raise ValueError("Penalty coefficients cannot be negative (a negative lambda rewards "
+                         f"large weights); got l1={l1}, l2={l2}. Use 0 to switch a penalty off.")
+    is_abs = _per_run_loss(loss, runs)
+    if not per_run_data:
+        x, y = np.broadcast_to(x, (runs,) + x.shape), np.broadcast_to(y, (runs,) + y.shape)
+    rates = lr * (lr_end / lr) ** (np.arange(int(steps)) / max(int(steps) - 1, 1))
+    descend = _compiled_full_batch(len(weights), activation)
+    kernels, biases, history = descend(
+        [tf.constant(k, tf.float32) for k, _ in weights],
+        [tf.constant(b, tf.float32) for _, b in weights],
+        tf.constant(x, tf.float32), tf.constant(y, tf.float32),
+        *(tf.constant(v, tf.float32) for v in (l1_r, l2_r, is_abs, rates)))
+    trained = [(k.numpy(), b.numpy()) for k, b in zip(kernels, biases)]
+    return EnsembleResult(trained, history.numpy())
+
+
+@functools.cache
+def _compiled_full_batch(n_layers: int, activation: str):
+    """Build (once per depth and activation) the compiled full-batch descent loop."""
+
+    def objective(kernels, biases, x, y, l1, l2, is_abs):
+        a = x  # (R, n, n_in)
+        for i in range(n_layers):
+            a = tf.einsum("rni,rio->rno", a, kernels[i]) + biases[i][:, None, :]
+            if i < n_layers - 1:
+                a = _tf_activation(a, activation)[0]
+        residual = a[..., 0] - y
+        data_loss = tf.reduce_mean(is_abs[:, None] * tf.abs(residual)
+                                   + (1.0 - is_abs[:, None]) * tf.square(residual), axis=1)
+        penalty = tf.add_n([l1 * tf.reduce_sum(tf.abs(k), axis=[1, 2])
+                            + l2 * tf.reduce_sum(tf.square(k), axis=[1, 2]) for k in kernels])
+        return data_loss, penalty
+
+    def run(kernels, biases, x, y, l1, l2, is_abs, rates):
+        def step(t, kernels, biases, history):
+            with tf.GradientTape() as tape:
+                tape.watch(kernels + biases)
+                data_loss, penalty = objective(kernels, biases, x, y, l1, l2, is_abs)
+                total = tf.reduce_sum(data_loss + penalty)  # runs are independent
+            grads = tape.gradient(total, kernels + biases)
+            kernels = [k - rates[t] * g for k, g in zip(kernels, grads[:n_layers])]
+            biases = [b - rates[t] * g for b, g in zip(biases, grads[n_layers:])]
+            return t + 1, kernels, biases, history.write(t, data_loss)
+
+        _, kernels, biases, history = tf.while_loop(
+            lambda t, *_: t < tf.shape(rates)[0], step,
+            (tf.constant(0), kernels, biases, tf.TensorArray(tf.float32, size=tf.shape(rates)[0])))
+        return kernels, biases, history.stack()
+
+    return tf.function(run, reduce_retracing=True, jit_compile=True)

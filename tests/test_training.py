@@ -218,3 +218,66 @@ def test_layout_accessors_round_trip_and_agree_with_prediction():
         training.keras_weights(init, 3)
     with pytest.raises(ValueError, match="same Dense-only"):
         training.from_keras([lists[0], lists[1][:4]])
+
+
+# ------------------------------------------------------------------ full-batch gradient descent
+
+
+def _numpy_full_batch(k, b, x, y, *, l1, l2, loss, rates):
+    """A one-weight line ``k x + b`` trained by hand: full-batch gradient steps in NumPy."""
+    for lr in rates:
+        r = k * x + b - y
+        d = np.sign(r) if loss == "absolute" else 2 * r
+        grad_k = np.mean(d * x) + l1 * np.sign(k) + 2 * l2 * k
+        k, b = k - lr * grad_k, b - lr * np.mean(d)
+    return k, b
+
+
+def test_full_batch_matches_hand_written_descent_per_run(line):
+    x, y = line
+    configs = [dict(l1=0.0, l2=0.0, loss="squared"), dict(l1=0.2, l2=0.0, loss="absolute"),
+               dict(l1=0.0, l2=0.3, loss="squared"), dict(l1=0.1, l2=0.1, loss="absolute")]
+    start = training.glorot_weights((1, 1), runs=len(configs), seed=5)
+    start[0] = (start[0][0], np.full((len(configs), 1), 0.3, np.float32))  # non-zero biases
+    result = training.train_full_batch(
+        x, y, start, l1=[c["l1"] for c in configs], l2=[c["l2"] for c in configs],
+        loss=[c["loss"] for c in configs], lr=0.05, lr_end=0.005, steps=7)
+    rates = 0.05 * 0.1 ** (np.arange(7) / 6)
+    for r, c in enumerate(configs):
+        k, b = _numpy_full_batch(float(start[0][0][r, 0, 0]), 0.3, x.astype(np.float64),
+                                 y.astype(np.float64), rates=rates, **c)
+        np.testing.assert_allclose([result.weights[0][0][r, 0, 0], result.weights[0][1][r, 0]],
+                                   [k, b], rtol=1e-4, atol=1e-5)
+    assert result.history.shape == (7, len(configs))
+
+
+def test_full_batch_reaches_least_squares_and_least_absolute_deviations():
+    import scipy.optimize
+
+    (x, y), _ = data.make_line_data(n=30, n_outliers=3, n_test=5, seed=7)
+    x = x - x.mean()
+    n = len(x)
+    design = np.stack([x, np.ones(n)], axis=1).astype(np.float64)
+    ls = np.linalg.lstsq(design, y, rcond=None)[0]
+    lad = scipy.optimize.linprog(
+        np.r_[0.0, 0.0, np.ones(n)], A_ub=np.block([[design, -np.eye(n)], [-design, -np.eye(n)]]),
+        b_ub=np.r_[y, -y], bounds=[(None, None)] * 2 + [(0, None)] * n, method="highs").x[:2]
+    start = training.tile_runs(training.glorot_weights((1, 5, 5, 1), runs=2, seed=0), 2)
+    result = training.train_full_batch(x, y, start, loss=["squared"] * 2 + ["absolute"] * 2,
+                                       lr=0.005, lr_end=1e-4, steps=3000)
+    slopes, intercepts = training.end_to_end(result.weights)
+    np.testing.assert_allclose(slopes[:2, 0], ls[0], atol=1e-3)
+    np.testing.assert_allclose(intercepts[:2], ls[1], atol=1e-3)
+    np.testing.assert_allclose(slopes[2:, 0], lad[0], atol=5e-3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lr_end=0.0), "positive"),
+    (dict(steps=0), "at least one step"),
+    (dict(l1=-0.1), "cannot be negative"),
+    (dict(loss="huber"), "Unknown loss"),
+])
+def test_full_batch_bad_arguments(line, kwargs, message):
+    x, y = line
+    with pytest.raises(ValueError, match=message):
+        training.train_full_batch(x, y, training.glorot_weights(SIZES, 2), **kwargs)
