@@ -384,3 +384,24 @@ def make_line_data(n: int = 50, n_outliers: int = 5, *, slope: float = 2.0,
     y[outliers] += outlier_offset
     as32 = lambda a: a.astype(np.float32)  # noqa: E731
     return (as32(x[~test]), as32(y[~test])), (as32(x[test]), as32(y[test]))
+
+
+def make_line_draws(seeds, **kwargs) -> tuple[Split, Split]:
+    """One independent draw of ``make_line_data`` per seed, stacked: one row per draw.
+
+    Args:
+        seeds: one seed per draw (the noise, the held-out split and so the outliers differ).
+        **kwargs: passed to ``make_line_data`` (everything but ``seed``).
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test))``, float32 arrays of shape ``(draws, n_points)``,
+        row ``i`` the draw with ``seeds[i]``.
+    """
+    seeds = [int(s) for s in np.ravel(seeds)]
+    if not seeds:
+        raise ValueError("Pass at least one seed, one per draw of the data.")
+    if "seed" in kwargs:
+        raise ValueError("Pass the seeds as the first argument, one per draw, not seed=.")
+    draws = [make_line_data(seed=s, **kwargs) for s in seeds]
+    stack = lambda part, i: np.stack([d[part][i] for d in draws])  # noqa: E731
+    return (stack(0, 0), stack(0, 1)), (stack(1, 0), stack(1, 1))

@@ -47,3 +47,16 @@ def test_noise_level_and_seeds():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         data.make_line_data(**kwargs)
+
+
+def test_line_draws_stack_one_independent_draw_per_seed():
+    (x, y), (xt, yt) = data.make_line_draws([3, 4, 3], n_outliers=2)
+    assert x.shape == y.shape == (3, 40) and xt.shape == yt.shape == (3, 10)
+    (x3, y3), (xt3, _) = data.make_line_data(n_outliers=2, seed=3)
+    np.testing.assert_array_equal(y[0], y3)
+    np.testing.assert_array_equal(xt[2], xt3)
+    assert not np.array_equal(y[0], y[1])
+    with pytest.raises(ValueError, match="at least one seed"):
+        data.make_line_draws([])
+    with pytest.raises(ValueError, match="first argument"):
+        data.make_line_draws([1], seed=2)
