@@ -35,6 +35,20 @@ FILES: dict[str, str] = {
 BASELINES: tuple[str, ...] = ("keras", "keras_function", "keras_xla")
 """The in-process Keras calls every format is compared with: eager, ``tf.function``, XLA."""
 
+EXTRA_RAW_LABELS: dict[str, str] = {
+    "tflite_float_again_raw": "TFLite float, invoke() alone, second interpreter (A/A)",
+    "tflite_float_builtin_raw": "TFLite float, invoke() alone, builtin kernels (no XNNPACK)",
+    "tflite_int8_builtin_raw": "TFLite full-integer, invoke() alone, builtin kernels (no XNNPACK)",
+}
+"""Display labels of the raw LiteRT runs ``timed_runs`` adds when given the files' paths."""
+
+
+def label(name: str) -> str:
+    """Return the display label of a timed run (``EXTRA_RAW_LABELS``, else ``plots.label``)."""
+    from helpers import plots
+
+    return EXTRA_RAW_LABELS.get(name, plots.label(name))
+
 
 def small_cnn() -> Any:
     """Return the chapter's untrained network: two convolution blocks, two dense layers."""
@@ -219,7 +233,8 @@ def baselines(model: Any) -> dict[str, Callable]:
             "keras_xla": tf.function(call, input_signature=spec, jit_compile=True)}
 
 
-def timed_runs(model: Any, loaded: dict[str, Callable], x: np.ndarray) -> dict[str, Callable]:
+def timed_runs(model: Any, loaded: dict[str, Callable], x: np.ndarray,
+               paths: dict[str, Path] | None = None) -> dict[str, Callable]:
     """Every callable the chapter and the benchmark time, in one order.
 
     Args:
@@ -233,7 +248,11 @@ def timed_runs(model: Any, loaded: dict[str, Callable], x: np.ndarray) -> dict[s
         The baselines, then every format, then ``"tflite_float_raw"`` and
         ``"tflite_int8_raw"``: ``invoke()`` alone (no NumPy conversion, no range check) on
         input already in the model's type (float32, or int8 quantised in advance), returning
-        the raw output tensor.
+        the raw output tensor. With ``paths`` (``write_formats``' result) three more raw runs
+        follow, each on an interpreter of its own: ``"tflite_float_again_raw"`` (the float
+        file again, with the same settings: an A/A pair with ``"tflite_float_raw"``), and
+        ``"tflite_float_builtin_raw"`` and ``"tflite_int8_builtin_raw"`` (LiteRT's builtin
+        kernels only, without its default XNNPACK delegate).
     """
     runs = {"keras": loaded["keras"]}
     runs.update({k: v for k, v in baselines(model).items() if k != "keras"})
@@ -244,6 +263,17 @@ def timed_runs(model: Any, loaded: dict[str, Callable], x: np.ndarray) -> dict[s
     float_model = loaded["tflite_float"]
     runs["tflite_float_raw"] = lambda xb: float_model.invoke_quantised(floats[:len(xb)])
     runs["tflite_int8_raw"] = lambda xb: int8.invoke_quantised(quantised[:len(xb)])
+    if paths is not None:
+        again = freeze.load_tflite(paths["tflite_float"], num_threads=threads())
+        float_builtin = freeze.load_tflite(paths["tflite_float"], num_threads=threads(),
+                                           kernels="builtin")
+        int8_builtin = freeze.load_tflite(paths["tflite_int8"], num_threads=threads(),
+                                          kernels="builtin")
+        runs["tflite_float_again_raw"] = lambda xb: again.invoke_quantised(floats[:len(xb)])
+        runs["tflite_float_builtin_raw"] = (
+            lambda xb: float_builtin.invoke_quantised(floats[:len(xb)]))
+        runs["tflite_int8_builtin_raw"] = (
+            lambda xb: int8_builtin.invoke_quantised(quantised[:len(xb)]))
     return runs
 
 
@@ -433,7 +463,8 @@ def median_equivalence(a: np.ndarray, b: np.ndarray, margin: float, *, name: str
         alpha: the level of each one-sided test.
 
     Returns:
-        A ``stats.Equivalence`` (``equivalent`` when both one-sided tests reject).
+        A ``stats.Equivalence`` (``equivalent`` when both one-sided tests reject) whose
+        interval a ``stats.Family`` can recompute at its Holm level (the sign-test interval).
     """
     import scipy.stats
 
@@ -451,7 +482,8 @@ def median_equivalence(a: np.ndarray, b: np.ndarray, margin: float, *, name: str
     p = max(above, below)
     return stats.Equivalence(name=name, mean=c.mean, low=c.low, high=c.high,
                              margin=float(margin), p=p, equivalent=bool(p < alpha),
-                             n=int(d.size), confidence=float(1 - 2 * alpha))
+                             n=int(d.size), confidence=float(1 - 2 * alpha),
+                             _interval_at=c._interval_at)
 
 
 def robust_sd(a: np.ndarray, b: np.ndarray) -> float:
@@ -526,6 +558,57 @@ def accuracy_difference(correct: np.ndarray, reference: np.ndarray, *,
                             p_adjusted=1.0, n=int(correct.size), verdict="not resolved",
                             method="paired t", shape=(correct.size,),
                             _interval_at=lambda level: (0.0, 0.0))
+
+
+def mcnemar_difference(correct: np.ndarray, reference: np.ndarray, *,
+                       name: str = "") -> stats.Comparison:
+    """Compare paired per-image correctness with McNemar's exact test; accuracy in points.
+
+    Only the discordant images count: ``b`` right here and wrong in the reference, ``c`` the
+    reverse. ``p`` is McNemar's exact test (``statsmodels`` ``mcnemar``, a two-sided binomial
+    test of ``b`` out of ``b + c`` at 1/2), and the interval for the accuracy difference
+    ``100 * (b - c) / n`` inverts the same test: the Clopper-Pearson interval for ``b / (b + c)``
+    mapped through ``100 * (b + c) / n * (2 * share - 1)``, so it excludes 0 exactly when ``p``
+    is below its level. A ``stats.Family`` recomputes it at Holm's level.
+
+    Args:
+        correct: 1 where the format classifies an image correctly, else 0.
+        reference: the same for the reference model on the same images.
+        name: what is compared.
+
+    Returns:
+        A ``stats.Comparison`` of the accuracy difference in percentage points, ``method``
+        ``"McNemar exact"``; with no discordant image, ``[0, 0]`` and ``p = 1``.
+    """
+    from statsmodels.stats.contingency_tables import mcnemar
+    from statsmodels.stats.proportion import proportion_confint
+
+    correct = np.asarray(correct)
+    reference = np.asarray(reference)
+    if (correct.shape != reference.shape or correct.ndim != 1 or correct.size < 2
+            or not np.isin(correct, (0, 1)).all() or not np.isin(reference, (0, 1)).all()):
+        raise ValueError(f"mcnemar_difference needs two 1-D arrays of 0/1 (or bool) "
+                         f"correctness over the same images, got shapes {correct.shape} and "
+                         f"{reference.shape}.")
+    correct, reference = correct.astype(bool), reference.astype(bool)
+    n = int(correct.size)
+    b = int(np.sum(correct & ~reference))
+    c = int(np.sum(~correct & reference))
+    discordant = b + c
+    p = (float(mcnemar([[0, b], [c, 0]], exact=True).pvalue) if discordant else 1.0)
+
+    def interval_at(level: float) -> tuple[float, float]:
+        if not discordant:
+            return 0.0, 0.0
+        low, high = proportion_confint(b, discordant, alpha=1 - level, method="beta")
+        scale = 100 * discordant / n
+        return float(scale * (2 * low - 1)), float(scale * (2 * high - 1))
+
+    low, high = interval_at(0.95)
+    verdict = "higher" if low > 0 else "lower" if high < 0 else "not resolved"
+    return stats.Comparison(name=name, mean=100 * (b - c) / n, low=low, high=high,
+                            confidence=0.95, p=p, p_adjusted=p, n=n, verdict=verdict,
+                            method="McNemar exact", shape=(n,), _interval_at=interval_at)
 
 
 def _log_ratios(a: np.ndarray, b: np.ndarray, who: str) -> np.ndarray:

@@ -24,6 +24,17 @@ VARIABLE_OPS = frozenset({
 
 TFLITE_MODES = ("float", "float16", "dynamic", "int8")
 """The TensorFlow Lite flavours ``convert_to_tflite`` produces."""
+LITERT_KERNELS = ("default", "builtin")
+"""LiteRT kernel choices: with its default XNNPACK delegate, or its builtin kernels only."""
+DYNAMIC_RANGE_MIN_ELEMENTS = 1024
+"""Weight tensors with fewer elements stay float in dynamic-range mode.
+
+The converter's default ``min_num_elements_for_weights``: the installed TensorFlow names it in
+``tensorflow/compiler/mlir/quantization/tensorflow/python/quantize_model.py``
+(``_DYNAMIC_RANGE_DEFAULT_MIN_NUM_ELEMENTS_FOR_WEIGHTS``, with a note that the LiteRT
+converter's default in ``tf_to_tfl_flatbuffer.cc`` matches); tests/test_freeze.py checks the
+boundary by converting kernels of 1,023 and 1,024 elements.
+"""
 
 
 class FrozenGraph(NamedTuple):
@@ -337,19 +348,34 @@ class TFLiteFunction:
     zero point, so every flavour is called the same way.
     """
 
-    def __init__(self, model: str | Path | bytes, num_threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, model: str | Path | bytes, num_threads: int = 1,
+                 kernels: str = "default"):
+        """Load ``model`` (a path or the file's bytes) into a LiteRT interpreter.
 
+        Args:
+            model: the ``.tflite`` file or its bytes.
+            num_threads: CPU threads the interpreter may use.
+            kernels: ``"default"`` (LiteRT's ``OpResolverType.AUTO``: the builtin kernels
+                plus the default delegate, XNNPACK on a CPU, wherever it takes the ops) or
+                ``"builtin"`` (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``: the builtin kernels only).
+        """
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        if kernels not in LITERT_KERNELS:
+            raise ValueError(f"kernels must be one of {LITERT_KERNELS}, got {kernels!r}: "
+                             "'default' lets LiteRT apply its default delegate (XNNPACK), "
+                             "'builtin' runs its builtin kernels only.")
+        resolver = (OpResolverType.AUTO if kernels == "default"
+                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        self.kernels = kernels
         self.path = None if isinstance(model, bytes) else Path(model)
         where = "the given bytes" if self.path is None else repr(str(self.path))
         if self.path is not None and not self.path.is_file():
             raise FileNotFoundError(f"No TensorFlow Lite model at {where}.")
+        source = {"model_content": model} if self.path is None else {"model_path": str(self.path)}
         try:
-            if self.path is None:
-                self.interpreter = Interpreter(model_content=model, num_threads=num_threads)
-            else:
-                self.interpreter = Interpreter(model_path=str(self.path),
-                                               num_threads=num_threads)
+            self.interpreter = Interpreter(**source, num_threads=num_threads,
+                                           experimental_op_resolver_type=resolver)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise ValueError(f"{where} is not a readable TensorFlow Lite model: {err}") from err
@@ -409,6 +435,61 @@ class TFLiteFunction:
         """Run a float batch ``x`` and return the float outputs."""
         return self.dequantise(self.invoke_quantised(self.quantise(x)))
 
+    def delegated_nodes(self) -> int:
+        """Count the nodes a delegate (XNNPACK, on a CPU) took over in the execution plan.
+
+        A delegate replaces each part of the graph it runs by one ``DELEGATE`` node; 0 means
+        every op runs on LiteRT's builtin kernels. Reads the interpreter's op list through
+        its private ``_get_ops_details`` (LiteRT has no public call for it).
+        """
+        if not hasattr(self.interpreter, "_get_ops_details"):
+            raise ValueError("This LiteRT version does not list its ops (_get_ops_details); "
+                             "check the delegate with a timing of kernels='builtin' instead.")
+        self._check_and_resize(np.zeros((self._batch, *self.input["shape"][1:]),
+                                        self.input["dtype"]))
+        return sum(op["op_name"] == "DELEGATE" for op in self.interpreter._get_ops_details())
+
+
+def tflite_quantisation(flatbuffer: bytes) -> list[tuple[str, str, tuple[int, ...], int, int]]:
+    """List every quantised constant of a ``.tflite`` file with its quantisation parameters.
+
+    Args:
+        flatbuffer: the ``.tflite`` file's bytes.
+
+    Returns:
+        ``(name, dtype, shape, scales, axis)`` for each constant tensor that carries
+        quantisation scales: ``scales`` is how many scales it has (1 per tensor, or one per
+        slice along ``axis`` when quantised per channel), ``axis`` the quantised dimension.
+    """
+    model = _read_tflite(flatbuffer)
+    found = []
+    for tensor in model.subgraphs[0].tensors:
+        buffer = model.buffers[tensor.buffer] if tensor.buffer < len(model.buffers) else None
+        stored = buffer is not None and (buffer.data is not None or (buffer.size or 0) > 0)
+        q = tensor.quantization
+        scales = 0 if q is None or q.scale is None else len(q.scale)
+        if stored and scales:
+            name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name
+            found.append((name, _type_name(tensor.type), tuple(int(d) for d in tensor.shape),
+                          scales, int(q.quantizedDimension)))
+    return found
+
+
+def _read_tflite(flatbuffer: bytes) -> Any:
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    try:
+        return flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    except Exception as err:  # the flatbuffer reader raises assorted errors on bad bytes
+        raise ValueError(f"These bytes are not a readable TensorFlow Lite model: {err}"
+                         ) from err
+
+
+def _type_name(tensor_type: int) -> str:
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    return flatbuffer_utils.type_to_name(tensor_type)
+
 
 def tflite_constants(flatbuffer: bytes) -> list[tuple[str, str, tuple[int, ...]]]:
     """List the constant tensors stored in a ``.tflite`` file: weights, biases, shapes.
@@ -438,15 +519,18 @@ def tflite_constants(flatbuffer: bytes) -> list[tuple[str, str, tuple[int, ...]]
     return found
 
 
-def load_tflite(path: str | Path, num_threads: int = 1) -> TFLiteFunction:
+def load_tflite(path: str | Path, num_threads: int = 1,
+                kernels: str = "default") -> TFLiteFunction:
     """Load a ``.tflite`` file into the LiteRT interpreter as a callable.
 
     Args:
         path: the ``.tflite`` file.
         num_threads: CPU threads the interpreter may use.
+        kernels: ``"default"`` (with LiteRT's default XNNPACK delegate) or ``"builtin"``
+            (builtin kernels only); see :class:`TFLiteFunction`.
 
     Returns:
         A callable taking a float batch and returning float outputs (quantised models
         are quantised and dequantised at the boundary).
     """
-    return TFLiteFunction(Path(path), num_threads=num_threads)
+    return TFLiteFunction(Path(path), num_threads=num_threads, kernels=kernels)

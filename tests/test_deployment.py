@@ -163,3 +163,55 @@ def test_accuracy_difference_is_zero_when_no_image_changes():
     assert [c.verdict for c in stats.holm([same, worse])] == ["not resolved", "lower"]
     with pytest.raises(ValueError, match="same images"):
         deployment.accuracy_difference(ref[:3], ref)
+
+
+def test_mcnemar_difference_uses_the_discordant_images_and_matches_its_interval():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    reference = np.repeat([1, 0], 100)
+    correct = reference.copy()
+    correct[:15] = 0  # 15 images newly wrong ...
+    correct[100:103] = 1  # ... and 3 newly right
+    b, c = int(np.sum((correct == 1) & (reference == 0))), int(np.sum((correct == 0)
+                                                                        & (reference == 1)))
+    assert (b, c) == (3, 15)
+    result = deployment.mcnemar_difference(correct, reference, name="worse")
+    assert np.isclose(result.mean, 100 * (b - c) / reference.size)
+    assert np.isclose(result.p, mcnemar([[0, b], [c, 0]], exact=True).pvalue)
+    for level in (0.9, 0.95, 0.99, 0.999):  # interval and test agree at every level
+        low, high = result._interval_at(level)
+        assert low < result.mean < high
+        assert (high < 0) == (result.p < 1 - level)
+    family = stats.Family().add(result)
+    assert family.members[0].verdict == "lower" and family.members[0].method == "McNemar exact"
+    same = deployment.mcnemar_difference(reference, reference)
+    assert (same.mean, same.low, same.high, same.p) == (0.0, 0.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="0/1"):
+        deployment.mcnemar_difference(reference * 2, reference)
+    with pytest.raises(ValueError, match="same images"):
+        deployment.mcnemar_difference(reference[:3], reference)
+
+
+def test_median_equivalence_joins_a_holm_family():
+    base = np.full(30, 1e-3)
+    close = base * np.exp(np.tile([0.02, -0.02, 0.01], 10))
+    family = stats.Family().add(deployment.median_equivalence(close, base, np.log(1.25)))
+    family.add(deployment.median_ratio(base * 1.5, base))
+    assert [m.verdict for m in family.members] == ["equivalent", "higher"]
+    wide = base * np.exp(np.tile([0.3, -0.3], 15))
+    alone = stats.Family().add(deployment.median_equivalence(wide, base, np.log(1.25)))
+    assert alone.members[0].verdict == "not resolved"
+
+
+def test_timed_runs_with_paths_add_an_aa_pair_and_the_builtin_kernels(model, paths):
+    loaded = {name: load() for name, load in deployment.loaders(paths).items()}
+    runs = deployment.timed_runs(model, loaded, X[:8], paths=paths)
+    extra = set(deployment.EXTRA_RAW_LABELS)
+    assert extra <= set(runs) and all(deployment.label(n) != n for n in extra)
+    np.testing.assert_allclose(runs["tflite_float_again_raw"](X[:4]),
+                               runs["tflite_float_raw"](X[:4]))
+    np.testing.assert_allclose(runs["tflite_float_builtin_raw"](X[:4]),
+                               runs["tflite_float_raw"](X[:4]), atol=1e-5)
+    builtin_int8 = runs["tflite_int8_builtin_raw"](X[:4])
+    assert builtin_int8.dtype == np.int8
+    assert np.abs(builtin_int8.astype(int) - runs["tflite_int8_raw"](X[:4])).max() <= 1

@@ -195,3 +195,38 @@ def test_every_unconsumed_output_of_a_multi_output_node_is_found():
     inputs, outputs = freeze.find_inputs_and_outputs(graph.as_graph_def())
     assert inputs == ("x:0",)
     assert outputs == ("halves:1", "doubled:0")
+
+
+@pytest.mark.parametrize("inputs, units, stored", [(31, 33, "FLOAT32"), (64, 16, "INT8")])
+def test_dynamic_range_threshold_is_the_documented_element_count(tmp_path, inputs, units,
+                                                                  stored):
+    assert inputs * units - freeze.DYNAMIC_RANGE_MIN_ELEMENTS in (-1, 0)  # either side of it
+    keras.utils.set_random_seed(2)
+    dense = keras.Sequential([keras.Input((inputs,)), keras.layers.Dense(units)])
+    dense.export(tmp_path / "dense", verbose=False)
+    types = {shape: dtype for _, dtype, shape in freeze.tflite_constants(
+        freeze.convert_to_tflite(tmp_path / "dense", "dynamic"))}
+    assert types[(units, inputs)] == stored
+
+
+def test_int8_kernels_are_quantised_per_output_channel(saved_model):
+    flatbuffer = freeze.convert_to_tflite(saved_model, "int8", representative_data=X)
+    found = {shape: (dtype, scales, axis)
+             for _, dtype, shape, scales, axis in freeze.tflite_quantisation(flatbuffer)}
+    assert found[(3, 3, 3, 1)] == ("INT8", 3, 0)  # conv kernel: one scale per output channel
+    assert found[(4, 48)] == ("INT8", 4, 0)  # dense kernel (units, inputs): one per unit
+    float_only = freeze.convert_to_tflite(saved_model, "float")
+    assert freeze.tflite_quantisation(float_only) == []
+    with pytest.raises(ValueError, match="not a readable TensorFlow Lite model"):
+        freeze.tflite_quantisation(b"not a flatbuffer" * 8)
+
+
+def test_builtin_kernels_run_without_the_xnnpack_delegate(saved_model):
+    flatbuffer = freeze.convert_to_tflite(saved_model, "float")
+    default = freeze.TFLiteFunction(flatbuffer)
+    builtin = freeze.TFLiteFunction(flatbuffer, kernels="builtin")
+    assert default.delegated_nodes() >= 1  # XNNPACK took over (part of) the graph
+    assert builtin.delegated_nodes() == 0
+    np.testing.assert_allclose(builtin(X), default(X), atol=1e-5)
+    with pytest.raises(ValueError, match="kernels must be one of"):
+        freeze.TFLiteFunction(flatbuffer, kernels="xnnpack")
