@@ -10,6 +10,10 @@
    Colab, the Debian data packages of ``apt.txt``. Inside the repository it prints one line and
    does nothing. It is removed from the site (``remove-cell``), never from the notebook.
 
+3. In JupyterLab (the book's other two doors) every cell the site removes (``remove-cell``: the
+   set-up cell and the hidden assertions) opens collapsed, by the cell metadata JupyterLab
+   reads (``jupyter.source_hidden``), so the assertions do not sit between the paragraphs.
+
 Both cells are found by their tags (``run-cost``, ``book-setup``; nbstripout renumbers cell
 ids), so running the script again replaces them in place and changes nothing when current:
 
@@ -173,7 +177,15 @@ def update(nb, notebook: str, bench: dict) -> None:
     cost = cost_source(notebook, bench, source_digest(nb))
     nb.cells[1:1] = [_cell("markdown", cost, COST_ID, COST_TAGS),
                      _cell("code", setup_source(), SETUP_ID, SETUP_TAGS)]
+    for cell in nb.cells:
+        if _removed(cell):
+            cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
     nb.nbformat, nb.nbformat_minor = 4, max(nb.nbformat_minor, 5)  # cell ids need 4.5
+
+
+def _removed(cell) -> bool:
+    """True for a code cell the site removes, which JupyterLab should show collapsed."""
+    return cell.cell_type == "code" and "remove-cell" in cell.get("metadata", {}).get("tags", [])
 
 
 def _managed(cell) -> str | None:
@@ -203,6 +215,10 @@ def stale(path: Path, bench: dict) -> list[str]:
             problems.append(f"the {tag!r} cell is not the current one")
         if cell.metadata.get("tags") != tags:
             problems.append(f"the {tag!r} cell has tags {cell.metadata.get('tags')}, not {tags}")
+    open_in_lab = [i for i, c in enumerate(nb.cells)
+                   if _removed(c) and not c.metadata.get("jupyter", {}).get("source_hidden")]
+    if open_in_lab:
+        problems.append(f"hidden cells {open_in_lab} are not collapsed in JupyterLab")
     code = [c for c in nb.cells if c.cell_type == "code"]
     if code and _managed(code[0]) != SETUP_TAG:
         problems.append("the set-up cell is not the first code cell")

@@ -75,6 +75,19 @@ def test_stale_notices_an_edited_or_moved_cell(tmp_path):
     assert "not the current one" in problems and "not the first code cell" in problems
 
 
+def test_hidden_cells_open_collapsed_in_jupyterlab_and_visible_ones_do_not(tmp_path):
+    path = tmp_path / "03_rrelu_evaluation.ipynb"
+    nb = _chapter("shown = 1", "assert shown == 1")
+    nb.cells[2].metadata["tags"] = ["remove-cell"]
+    cells.update(nb, path.name, BENCH)
+    hidden = [c.metadata.get("jupyter", {}).get("source_hidden", False) for c in nb.cells
+              if c.cell_type == "code"]
+    assert hidden == [True, False, True]  # the set-up cell, the shown cell, the assertion
+    nb.cells[-1].metadata["jupyter"]["source_hidden"] = False
+    nbformat.write(nb, path)
+    assert any("not collapsed in JupyterLab" in p for p in cells.stale(path, BENCH))
+
+
 def test_cells_are_found_by_tag_after_nbstripout_renumbers_the_ids(tmp_path):
     path = tmp_path / "03_rrelu_evaluation.ipynb"
     nb = _chapter("import helpers")

@@ -35,6 +35,13 @@ def _has_widget(notebook: str) -> bool:
                if c["cell_type"] == "code")
 
 
+def _hidden_cells(notebook: str) -> int:
+    """How many code cells the site removes (`remove-cell`): JupyterLab should collapse them."""
+    nb = json.loads((ROOT / f"{notebook}.ipynb").read_text())
+    return sum(c["cell_type"] == "code" and "remove-cell" in c["metadata"].get("tags", [])
+               for c in nb["cells"])
+
+
 def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -152,6 +159,10 @@ def test_chapter_runs_in_jupyterlab(lab, browser, notebook):
         page.screenshot(path=str(SCREENSHOTS / f"lab-{Path(notebook).name}.png"))
         assert state["errors"] == [], f"{notebook}: cells raised errors in JupyterLab"
         assert state["unrun"] == 0, f"{notebook}: {state['unrun']} code cells did not run"
+        collapsed = page.locator(".jp-CodeCell .jp-InputPlaceholder").count()
+        assert collapsed == _hidden_cells(notebook), (
+            f"{notebook}: {collapsed} code cells open collapsed, not the "
+            f"{_hidden_cells(notebook)} hidden ones; run `.venv/bin/python _ext/chapter_cells.py`")
         print(f"\n{notebook}: Run All in JupyterLab took {time.monotonic() - started:.0f} s")
 
         if _has_widget(notebook):
