@@ -1,8 +1,11 @@
-"""Activations Keras lacks: RReLU in the convention of Xu et al. (2015)."""
+"""Activations Keras lacks (RReLU in the convention of Xu et al., 2015) and probes of the
+signals in a deep Dense stack of activations, plain, normalised or residual."""
 
 from __future__ import annotations
 
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import ops
 
 
@@ -104,3 +107,132 @@ def activation_layer(name: str, **params) -> keras.layers.Layer:
         return keras.layers.ELU(alpha=alpha)
     keras_name = {"swish": "silu"}.get(name, name)
     return keras.layers.Activation(keras_name, name=None)
+
+
+BLOCKS: tuple[str, ...] = ("plain", "batchnorm", "layernorm", "residual")
+"""How a deep stack's hidden layers are wired, for :func:`signal_profile` and :func:`train_stack`:
+``plain`` ``h = f(z)``; ``batchnorm`` and ``layernorm`` ``h = f(normalise(z))`` with batch or
+per-example statistics (no learned scale or shift); ``residual`` ``h = h_prev + f(z)`` wherever
+the layer's input and output widths agree."""
+
+_NORM_EPSILON = 1e-3  # Keras' default for BatchNormalization and LayerNormalization
+
+
+def _check_stack(kernels, functions, block: str) -> None:
+    if block not in BLOCKS:
+        raise ValueError(f"Unknown block {block!r}; choose one of {', '.join(BLOCKS)}.")
+    if len(kernels) != len(functions) + 1:
+        raise ValueError(f"A stack of {len(functions)} hidden layers needs {len(functions) + 1} "
+                         f"kernels (the last one maps to the logits), got {len(kernels)}.")
+
+
+def _stack_forward(kernels, functions, x, block: str):
+    """Logits, hidden pre-activations ``z = h_prev @ W`` and hidden outputs of a bias-free stack."""
+    h, zs, hs = x, [], []
+    for kernel, f in zip(kernels[:-1], functions):
+        zs.append(h @ kernel)
+        z = zs[-1]
+        if block in ("batchnorm", "layernorm"):
+            axis = 0 if block == "batchnorm" else -1
+            mean, variance = tf.nn.moments(z, axes=[axis], keepdims=True)
+            z = (z - mean) * tf.math.rsqrt(variance + _NORM_EPSILON)
+        out = f(z)
+        h = h + out if block == "residual" and h.shape[-1] == out.shape[-1] else out
+        hs.append(h)
+    return h @ kernels[-1], zs, hs
+
+
+def signal_profile(kernels: list, functions: list, x, y, block: str = "plain") -> dict:
+    """Per hidden layer of a bias-free Dense stack, the forward and backward signals on one batch.
+
+    Args:
+        kernels: one weight matrix per layer, the last mapping to the logits.
+        functions: one activation (a callable on tensors) per hidden layer.
+        x: a batch of inputs, shape ``(batch, kernels[0].shape[0])``.
+        y: integer labels of the batch (the loss is softmax cross-entropy on the logits).
+        block: one of :data:`BLOCKS`.
+
+    Returns:
+        A dict of per-layer arrays: ``spread``, ``mean`` and ``variance`` of the outputs ``h``,
+        ``z_spread`` (std of ``z = h_prev @ W``), ``delta`` (root mean square of the error signal
+        dL/dz), ``delta_mean_abs`` (its mean absolute value), ``weight`` (mean ``|dL/dW|``),
+        ``relgrad`` (``||dL/dW|| / ||W||``); ``out_grad`` (RMS of dL/dlogits) and ``logits``.
+    """
+    _check_stack(kernels, functions, block)
+    kernels = [tf.convert_to_tensor(k) for k in kernels]
+    x = tf.convert_to_tensor(x, dtype=kernels[0].dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(kernels)
+        logits, zs, hs = _stack_forward(kernels, functions, x, block)
+        tape.watch(logits)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits,
+                                                                           from_logits=True))
+    deltas, weight_grads, out_grad = tape.gradient(loss, [zs, kernels[:-1], logits])
+
+    def per_layer(tensors, statistic) -> np.ndarray:
+        return np.array([float(statistic(t)) for t in tensors])
+
+    def rms(t):
+        return tf.sqrt(tf.reduce_mean(tf.square(t)))
+
+    def mean_abs(t):
+        return tf.reduce_mean(tf.abs(t))
+
+    return {"spread": per_layer(hs, tf.math.reduce_std), "mean": per_layer(hs, tf.reduce_mean),
+            "variance": per_layer(hs, tf.math.reduce_variance),
+            "z_spread": per_layer(zs, tf.math.reduce_std),
+            "delta": per_layer(deltas, rms), "delta_mean_abs": per_layer(deltas, mean_abs),
+            "weight": per_layer(weight_grads, mean_abs),
+            "relgrad": np.array([float(tf.norm(g) / tf.norm(k))
+                                 for g, k in zip(weight_grads, kernels)]),
+            "out_grad": float(rms(out_grad)), "logits": logits.numpy()}
+
+
+def train_stack(kernels: list, functions: list, x, y, block: str = "plain", *, steps: int,
+                batch_size: int = 128, learning_rate: float = 1e-3, seed: int = 0) -> list:
+    """Train a bias-free Dense stack's kernels with Adam (Keras' update rule) on cross-entropy.
+
+    The activations' own weights, if any, stay fixed; mini-batches are drawn with replacement.
+
+    Args:
+        kernels: the initial weight matrices (left unchanged), as for :func:`signal_profile`.
+        functions: one activation per hidden layer.
+        x, y: the training inputs and their integer labels.
+        block: one of :data:`BLOCKS`.
+        steps: how many Adam steps; must be positive.
+        batch_size: images per step.
+        learning_rate: Adam's learning rate.
+        seed: seeds the mini-batch draws.
+
+    Returns:
+        The trained kernels, as new tensors.
+    """
+    _check_stack(kernels, functions, block)
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"train_stack needs steps >= 1 and batch_size >= 1, got steps={steps}, "
+                         f"batch_size={batch_size}.")
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} examples but y has {len(y)} labels; pass one per image.")
+    variables = [tf.Variable(k) for k in kernels]
+    moments = [(tf.Variable(tf.zeros_like(k)), tf.Variable(tf.zeros_like(k))) for k in kernels]
+    x, y = tf.convert_to_tensor(x, dtype=variables[0].dtype), tf.convert_to_tensor(y)
+    picks = np.random.default_rng(seed).integers(0, len(x), size=(steps, batch_size))
+    beta1, beta2, epsilon = 0.9, 0.999, 1e-7  # Keras' Adam defaults
+
+    @tf.function
+    def run(picks):
+        for step in tf.range(1, steps + 1):
+            idx = picks[step - 1]
+            with tf.GradientTape() as tape:
+                logits, _, _ = _stack_forward(variables, functions, tf.gather(x, idx), block)
+                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                    tf.gather(y, idx), logits, from_logits=True))
+            t = tf.cast(step, variables[0].dtype)
+            rate = learning_rate * tf.sqrt(1 - beta2**t) / (1 - beta1**t)
+            for w, (m, v), g in zip(variables, moments, tape.gradient(loss, variables)):
+                m.assign(beta1 * m + (1 - beta1) * g)
+                v.assign(beta2 * v + (1 - beta2) * g * g)
+                w.assign_sub(rate * m / (tf.sqrt(v) + epsilon))
+
+    run(tf.constant(picks))
+    return [tf.convert_to_tensor(v) for v in variables]

@@ -118,3 +118,122 @@ def test_activation_layer_rejects_bad_names_and_parameters():
         activation_layer("elu", alpha=0.0)
     with pytest.raises(ValueError, match="negative_slope"):
         activation_layer("leaky_relu", negative_slope=-0.1)
+
+
+# --- Signals in a deep stack: signal_profile and train_stack -----------------------------------
+
+from helpers.activations import BLOCKS, signal_profile, train_stack  # noqa: E402
+
+SIZES = (6, 5, 5, 5, 3)
+
+
+def _stack(seed=0):
+    rng = np.random.default_rng(seed)
+    kernels = [rng.normal(0, 1 / np.sqrt(a), size=(a, b)).astype(np.float32)
+               for a, b in zip(SIZES[:-1], SIZES[1:])]
+    x = rng.normal(size=(16, SIZES[0])).astype(np.float32)
+    y = rng.integers(0, SIZES[-1], size=16)
+    return kernels, x, y
+
+
+def _keras_stack(kernels, block):
+    """The same network from Keras' own layers, as an independent oracle of the forward pass."""
+    inputs = keras.Input((SIZES[0],))
+    h = inputs
+    for kernel in kernels[:-1]:
+        dense = keras.layers.Dense(kernel.shape[1], use_bias=False)
+        z = dense(h)
+        dense.set_weights([kernel])
+        if block == "batchnorm":
+            z = keras.layers.BatchNormalization(center=False, scale=False, epsilon=1e-3)(z)
+        elif block == "layernorm":
+            z = keras.layers.LayerNormalization(center=False, scale=False, epsilon=1e-3)(z)
+        out = keras.layers.Activation("tanh")(z)
+        h = keras.layers.Add()([h, out]) if block == "residual" and h.shape[-1] == out.shape[-1] \
+            else out
+    last = keras.layers.Dense(kernels[-1].shape[1], use_bias=False)
+    logits = last(h)
+    last.set_weights([kernels[-1]])
+    return keras.Model(inputs, logits)
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_signal_profile_logits_match_keras_layers(block):
+    kernels, x, y = _stack()
+    profile = signal_profile(kernels, [keras.activations.tanh] * 3, x, y, block)
+    expected = _keras_stack(kernels, block)(x, training=True).numpy()
+    np.testing.assert_allclose(profile["logits"], expected, atol=1e-5)
+
+
+def test_signal_profile_error_signal_is_rms_of_backpropagated_delta():
+    kernels, x, y = _stack(1)
+    profile = signal_profile(kernels, [keras.activations.tanh] * 3, x, y)
+    # Back-propagation by hand in float64: delta_l = f'(z_l) * (delta_(l+1) @ W_(l+1)^T).
+    hs, zs = [x.astype(np.float64)], []
+    for kernel in kernels[:-1]:
+        zs.append(hs[-1] @ kernel)
+        hs.append(np.tanh(zs[-1]))
+    logits = hs[-1] @ kernels[-1]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    grad = (p - np.eye(SIZES[-1])[y]) / len(y)
+    deltas = []
+    for layer in range(len(zs) - 1, -1, -1):
+        grad = (grad @ kernels[layer + 1].T) * (1 - np.tanh(zs[layer]) ** 2)
+        deltas.insert(0, grad)
+    np.testing.assert_allclose(profile["delta"], [np.sqrt(np.mean(d**2)) for d in deltas],
+                               rtol=1e-4)
+    np.testing.assert_allclose(profile["delta_mean_abs"], [np.mean(np.abs(d)) for d in deltas],
+                               rtol=1e-4)
+    np.testing.assert_allclose(profile["weight"],
+                               [np.mean(np.abs(h.T @ d)) for h, d in zip(hs, deltas)], rtol=1e-4)
+    # RMS is never below the mean absolute value, and differs from it here.
+    assert np.all(profile["delta"] >= profile["delta_mean_abs"])
+    assert not np.allclose(profile["delta"], profile["delta_mean_abs"])
+
+
+def test_signal_profile_residual_keeps_the_identity_path():
+    # With a zero activation the residual stack passes its first layer's output straight through,
+    # so every later layer's output equals layer 1's.
+    kernels, x, y = _stack(2)
+    first = [keras.activations.tanh] + [lambda z: 0.0 * z] * 2
+    profile = signal_profile(kernels, first, x, y, "residual")
+    np.testing.assert_allclose(profile["spread"], profile["spread"][0], rtol=1e-6)
+    plain = signal_profile(kernels, first, x, y, "plain")
+    np.testing.assert_allclose(plain["spread"][1:], 0.0)
+
+
+def test_train_stack_learns_and_leaves_the_initial_kernels_alone():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(256, SIZES[0])).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)  # three classes from two features
+    kernels, _, _ = _stack(3)
+    before = [k.copy() for k in kernels]
+    functions = [keras.activations.tanh] * 3
+    trained = train_stack(kernels, functions, x, y, "batchnorm", steps=200, batch_size=32,
+                          learning_rate=1e-2, seed=0)
+    for k, b in zip(kernels, before):
+        np.testing.assert_array_equal(k, b)
+
+    def loss(ks):
+        logits = signal_profile(ks, functions, x, y, "batchnorm")["logits"]
+        return float(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+                     .numpy().mean())
+
+    assert loss(trained) < 0.75 * loss(kernels)
+    again = train_stack(kernels, functions, x, y, "batchnorm", steps=200, batch_size=32,
+                        learning_rate=1e-2, seed=0)
+    np.testing.assert_allclose(again[0], trained[0], rtol=1e-5, atol=1e-6)  # seeded
+
+
+def test_stack_helpers_reject_bad_input():
+    kernels, x, y = _stack()
+    functions = [keras.activations.tanh] * 3
+    with pytest.raises(ValueError, match="Unknown block 'groupnorm'"):
+        signal_profile(kernels, functions, x, y, "groupnorm")
+    with pytest.raises(ValueError, match="needs 4 kernels"):
+        signal_profile(kernels[:-1], functions, x, y)
+    with pytest.raises(ValueError, match="steps >= 1"):
+        train_stack(kernels, functions, x, y, steps=0)
+    with pytest.raises(ValueError, match="one per image"):
+        train_stack(kernels, functions, x, y[:-1], steps=1)
