@@ -220,7 +220,7 @@ def train_stack(kernels: list, functions: list, x, y, block: str = "plain", *, s
     beta1, beta2, epsilon = 0.9, 0.999, 1e-7  # Keras' Adam defaults
 
     @tf.function
-    def run(picks):
+    def run(picks, x, y):  # the data as arguments: a traced function keeps no copy of them
         for step in tf.range(1, steps + 1):
             idx = picks[step - 1]
             with tf.GradientTape() as tape:
@@ -234,5 +234,5 @@ def train_stack(kernels: list, functions: list, x, y, block: str = "plain", *, s
                 v.assign(beta2 * v + (1 - beta2) * g * g)
                 w.assign_sub(rate * m / (tf.sqrt(v) + epsilon))
 
-    run(tf.constant(picks))
+    run(tf.constant(picks), x, y)
     return [tf.convert_to_tensor(v) for v in variables]
