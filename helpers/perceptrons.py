@@ -89,6 +89,31 @@ def load_flat_images(dataset: str = "fashion_mnist", n_train: int | None = None,
     return out
 
 
+def validation_split(data: dict[str, np.ndarray], n_val: int) -> tuple[dict, dict]:
+    """Carve a validation set off the end of the training images, for choosing settings.
+
+    Args:
+        data: the output of ``load_flat_images``.
+        n_val: how many of the last training images to hold out (at least 1, and fewer than
+            the training images).
+
+    Returns:
+        ``(train, val)``: ``train`` is ``data`` with only the first ``len - n_val`` training
+        images (its test set unchanged); ``val`` has the same training images and the held-out
+        ones as its test set, so that ``train_runs(plans, val)`` scores runs on validation
+        images that no run trains on. Both share memory with ``data`` (no copies).
+    """
+    n = len(data["x_train"])
+    if isinstance(n_val, bool) or not isinstance(n_val, int | np.integer) or not 1 <= n_val < n:
+        raise ValueError(f"n_val must be an integer between 1 and {n - 1} (the {n} training "
+                         f"images minus at least one to train on), got {n_val!r}.")
+    keep = n - int(n_val)
+    train = dict(data, x_train=data["x_train"][:keep], y_train=data["y_train"][:keep])
+    val = dict(train, x_test=data["x_train"][keep:], y_test=data["y_train"][keep:],
+               name=f"{data.get('name', 'data')} validation")
+    return train, val
+
+
 def build_mlp(activation: str, *, batch_norm: bool = False, hidden: tuple[int, ...] = (1024, 128),
               input_dim: int = 784, num_classes: int = 10, seed: int = 0,
               bn_momentum: float = 0.9, initializer: str = "glorot_uniform"):

@@ -441,3 +441,23 @@ def test_runs_return_per_image_correctness_and_test_slope_scores():
         perceptrons.RunConfig("relu", False, 0, l2=-0.1)
     with pytest.raises(ValueError, match="0s and 1s"):
         perceptrons.correctness("01x")
+
+
+def test_validation_split_holds_out_the_last_training_images():
+    data = _toy_data(n=400)
+    train, val = perceptrons.validation_split(data, 50)
+    assert len(train["x_train"]) == 150 and len(val["x_test"]) == 50
+    np.testing.assert_array_equal(val["x_test"], data["x_train"][150:])
+    np.testing.assert_array_equal(val["y_test"], data["y_train"][150:])
+    np.testing.assert_array_equal(train["x_test"], data["x_test"])  # the real test set kept
+    np.testing.assert_array_equal(val["x_train"], train["x_train"])
+    assert np.shares_memory(train["x_train"], data["x_train"])  # no copy
+    # no validation image is one a run can train on
+    held = {row.tobytes() for row in val["x_test"]}
+    assert not held & {row.tobytes() for row in train["x_train"]}
+
+
+@pytest.mark.parametrize("bad", [0, 200, -1, 2.5, True])
+def test_validation_split_rejects_bad_sizes(bad):
+    with pytest.raises(ValueError, match="n_val must be an integer"):
+        perceptrons.validation_split(_toy_data(n=400), bad)
