@@ -23,3 +23,7 @@ Import the module you need, e.g. ``from helpers import config, stats``.
 
 __all__ = ["activations", "book", "collection", "color", "colorizer", "colorizer_cli", "config",
            "data", "deployment", "freeze", "perceptrons", "plots", "stats", "training"]
+
+from helpers import config as _config  # noqa: E402  (light: NumPy and the standard library)
+
+_config.lean_malloc()

@@ -802,7 +802,8 @@ def evaluate_photos(models: dict, photos: list[np.ndarray], bins: np.ndarray,
     Args:
         models: ``{name: model}``, main networks from ``build_model(..., architecture="main")``
             (regression or classification).
-        photos: float RGB photos in [0, 1], at least 16 px on a side.
+        photos: RGB photos, float in [0, 1] or ``uint8`` (a quarter of the memory; converted
+            one photo at a time), at least 16 px on a side.
         bins: the bins the networks were trained over, ``(Q, 2)``.
         prior: the training prior over them, ``(Q,)``.
         T: temperature of the annealed mean.
@@ -826,6 +827,8 @@ def evaluate_photos(models: dict, photos: list[np.ndarray], bins: np.ndarray,
     o, d = MAIN_TARGET_OFFSET, CONTEXT_DOWNSAMPLE
     rows = []
     for i, rgb in enumerate(photos):
+        rgb = np.asarray(rgb)
+        rgb = rgb.astype(np.float32) / 255 if rgb.dtype == np.uint8 else rgb
         _check_image(rgb, 2 * CONTEXT_STRIDE)
         lab = color.rgb_to_lab(rgb).numpy()
         outputs = {name: _output_grid(m, lab[..., 0]) for name, m in models.items()}

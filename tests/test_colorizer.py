@@ -392,6 +392,20 @@ def test_evaluate_photos_scores_networks_and_baselines_on_the_trained_pixels():
                                   prior)
 
 
+def test_evaluate_photos_scores_8_bit_photos_as_their_float_copies():
+    rng = np.random.default_rng(4)
+    photo = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    bins = color.gamut_bins(10.0)
+    prior = np.full(len(bins), 1 / len(bins))
+    models = {"classification": cz.build_model(len(bins), "classification",
+                                                architecture="main")}
+    as_bytes = cz.evaluate_photos(models, [photo], bins, prior)
+    as_float = cz.evaluate_photos(models, [photo.astype(np.float32) / 255], bins, prior)
+    assert as_bytes.drop(columns="method").to_numpy() == pytest.approx(
+        as_float.drop(columns="method").to_numpy(), rel=1e-5, nan_ok=True)
+    assert as_bytes[as_bytes.method == "grey"].auc.iloc[0] > 0  # scored, not all zero
+
+
 def test_prior_only_loss_scores_the_prior_and_its_mean_colour():
     windows = _random_rgb((2, 32, 32, 3), seed=6)
     prior = np.linspace(1, 2, len(BINS)).astype(np.float32)

@@ -73,3 +73,13 @@ def test_cache_key_changes_with_settings_data_and_dtype():
         config.cache_key({"x": object()})
     with pytest.raises(ValueError, match="dict of settings"):
         config.cache_key(["lr"])
+
+
+def test_lean_malloc_is_accepted_by_glibc_and_skipped_elsewhere(monkeypatch):
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert config.lean_malloc() is True
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: (_ for _ in ()).throw(OSError(name)))
+    assert config.lean_malloc() is False  # no C library found: nothing changes, no error
