@@ -248,19 +248,21 @@ def timed_runs(model: Any, loaded: dict[str, Callable], x: np.ndarray,
         The baselines, then every format, then ``"tflite_float_raw"`` and
         ``"tflite_int8_raw"``: ``invoke()`` alone (no NumPy conversion, no range check) on
         input already in the model's type (float32, or int8 quantised in advance), returning
-        the raw output tensor. With ``paths`` (``write_formats``' result) three more raw runs
-        follow, each on an interpreter of its own: ``"tflite_float_again_raw"`` (the float
-        file again, with the same settings: an A/A pair with ``"tflite_float_raw"``), and
+        the raw output tensor, each on an interpreter of its own (``own_interpreter``): two
+        runs sharing one interpreter slow each other down. With ``paths`` (``write_formats``'
+        result) three more raw runs follow, each on an interpreter of its own:
+        ``"tflite_float_again_raw"`` (the float file again, with the same settings: an A/A
+        pair with ``"tflite_float_raw"``), and
         ``"tflite_float_builtin_raw"`` and ``"tflite_int8_builtin_raw"`` (LiteRT's builtin
         kernels only, without its default XNNPACK delegate).
     """
     runs = {"keras": loaded["keras"]}
     runs.update({k: v for k, v in baselines(model).items() if k != "keras"})
     runs.update({k: v for k, v in loaded.items() if k != "keras"})
-    int8 = loaded["tflite_int8"]
+    int8 = own_interpreter(loaded["tflite_int8"])  # never the wrapped run's interpreter
     quantised = int8.quantise(x)
     floats = np.asarray(x, dtype=np.float32)
-    float_model = loaded["tflite_float"]
+    float_model = own_interpreter(loaded["tflite_float"])
     runs["tflite_float_raw"] = lambda xb: float_model.invoke_quantised(floats[:len(xb)])
     runs["tflite_int8_raw"] = lambda xb: int8.invoke_quantised(quantised[:len(xb)])
     if paths is not None:
@@ -275,6 +277,18 @@ def timed_runs(model: Any, loaded: dict[str, Callable], x: np.ndarray,
         runs["tflite_int8_builtin_raw"] = (
             lambda xb: int8_builtin.invoke_quantised(quantised[:len(xb)]))
     return runs
+
+
+def own_interpreter(tflite: freeze.TFLiteFunction) -> freeze.TFLiteFunction:
+    """Load the file behind ``tflite`` again, with the same kernels, into a new interpreter.
+
+    Two timed runs that share one LiteRT interpreter interfere (the one whose input buffer
+    changes pays for it), so every timed run gets an interpreter of its own.
+    """
+    if getattr(tflite, "path", None) is None:
+        raise ValueError("own_interpreter needs a TFLiteFunction loaded from a file (load it "
+                         "with freeze.load_tflite(path)), not from bytes.")
+    return freeze.load_tflite(tflite.path, num_threads=threads(), kernels=tflite.kernels)
 
 
 def load_seconds(loads: dict[str, Callable[[], Callable]], repeats: int) -> dict[str, np.ndarray]:

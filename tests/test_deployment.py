@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers import config, deployment, stats
+from helpers import config, deployment, freeze, stats
 
 RNG = np.random.default_rng(0)
 X = RNG.random((40, 28, 28, 1), dtype=np.float32)
@@ -99,6 +99,16 @@ def test_timed_runs_add_the_baselines_and_the_raw_litert_calls(model, paths):
     raw_float = runs["tflite_float_raw"](X[:4])
     assert raw_float.dtype == np.float32
     np.testing.assert_allclose(raw_float, loaded["tflite_float"](X[:4]))
+
+
+def test_own_interpreter_loads_a_second_interpreter_of_the_same_file(model, paths):
+    first = freeze.load_tflite(paths["tflite_int8"], kernels="builtin")
+    second = deployment.own_interpreter(first)
+    assert second.interpreter is not first.interpreter
+    assert second.path == first.path and second.kernels == "builtin"
+    np.testing.assert_array_equal(second(X[:4]), first(X[:4]))
+    with pytest.raises(ValueError, match="from a file"):
+        deployment.own_interpreter(freeze.TFLiteFunction(paths["tflite_int8"].read_bytes()))
 
 
 def test_fidelity_counts_agreement_and_accuracy():
