@@ -567,7 +567,7 @@ def _train_index(run: RunConfig, n_available: int) -> np.ndarray | None:
 
 def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
                cache_dir: Path | None = None, progress: bool | None = None,
-               jit_compile: bool = True) -> list[dict]:
+               jit_compile: bool = True, max_stack: int | None = None) -> list[dict]:
     """Train perceptrons (or read them from the cache), all seeds of a configuration at once.
 
     Runs that differ only in their seed are trained together as one ``SeedStack``: each seed
@@ -582,6 +582,9 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
         cache_dir: folder of cached runs (one JSON file per run); None trains without caching.
         progress: show a progress bar per configuration; None asks ``config.is_live()``.
         jit_compile: compile the step with XLA.
+        max_stack: train at most this many seeds of a configuration in one stack (None: all
+            of them together); smaller stacks lower the peak memory and give the same results
+            up to floating-point rounding (a seed's run does not depend on its stack-mates).
 
     Returns:
         One dict per run, in the order of ``runs``: per-evaluation lists ``epochs``,
@@ -598,6 +601,10 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
     import keras
 
     progress = config.is_live() if progress is None else progress
+    if max_stack is not None and (isinstance(max_stack, bool) or not isinstance(
+            max_stack, int | np.integer) or max_stack < 1):
+        raise ValueError(f"max_stack must be a positive number of seeds per stack, or None for "
+                         f"all seeds of a configuration together; got {max_stack!r}.")
     results: dict[int, dict] = {}
     groups: dict[RunConfig, list[int]] = {}
     for run in runs:
@@ -613,7 +620,14 @@ def train_runs(runs: list[RunConfig], data: dict[str, np.ndarray], *,
         else:
             groups.setdefault(_without_seed(run), []).append(i)
     dims = {"input_dim": data["x_train"].shape[1], "num_classes": int(data["y_train"].max()) + 1}
+    stacks = []  # (configuration, its runs trained together), at most max_stack seeds each
     for template, members in groups.items():
+        seeds = sorted({runs[i].seed for i in members})
+        size = max_stack or len(seeds)
+        for start in range(0, len(seeds), size):
+            chunk = set(seeds[start:start + size])
+            stacks.append((template, [i for i in members if runs[i].seed in chunk]))
+    for template, members in stacks:
         seeds = sorted({runs[i].seed for i in members})
         models = [build_mlp(template.activation, batch_norm=template.batch_norm,
                             hidden=template.hidden, seed=s, bn_momentum=template.bn_momentum,

@@ -461,3 +461,18 @@ def test_validation_split_holds_out_the_last_training_images():
 def test_validation_split_rejects_bad_sizes(bad):
     with pytest.raises(ValueError, match="n_val must be an integer"):
         perceptrons.validation_split(_toy_data(n=400), bad)
+
+
+def test_train_runs_max_stack_splits_the_seeds_without_changing_results():
+    data = _toy_data()
+    runs = [perceptrons.RunConfig("rrelu", False, s, epochs=2, batch_size=50, hidden=(8,),
+                                  learning_rate=1e-2, n_train=100) for s in (0, 1, 2)]
+    together = perceptrons.train_runs(runs, data, progress=False, jit_compile=False)
+    split = perceptrons.train_runs(runs, data, progress=False, jit_compile=False, max_stack=2)
+    assert [r["stack"] for r in together] == [3, 3, 3]
+    assert [r["stack"] for r in split] == [2, 2, 1]
+    for a, b in zip(together, split):
+        np.testing.assert_allclose(a["batch_loss"], b["batch_loss"], rtol=1e-5)
+        assert a["final_test_correct"] == b["final_test_correct"]
+    with pytest.raises(ValueError, match="max_stack must be a positive"):
+        perceptrons.train_runs(runs, data, progress=False, max_stack=0)
