@@ -17,11 +17,13 @@ display.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
 import sys
 import time
+import typing
 import warnings
 from pathlib import Path
 
@@ -30,7 +32,6 @@ import numpy as np
 NETWORKS = ("post", "context", "local", "main")  # colorizer.ARCHITECTURES (a test checks)
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-_RUN_KEYS = ("network", "variant", "batch", "lr", "seed", "size", "augment")
 WINDOWS = {"post": 32, "context": 96, "local": 96, "main": 128}
 """Side of each network's training windows (colorizer.WINDOW, CONTEXT_WINDOW, MAIN_WINDOW)."""
 BEST = "best.weights.h5"
@@ -155,11 +156,52 @@ def weights_digest(model) -> str:
 # ---------------------------------------------------------------- the run folder
 
 
-def _settings(args) -> dict:
-    return {"network": args.network, "variant": args.variant, "batch": args.batch,
-            "lr": args.lr, "seed": args.seed, "size": args.size, "augment": args.augment,
-            "steps": args.steps, "patience": args.patience,
-            "checkpoint_every": args.checkpoint_every}
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What a run trains with: the ``settings`` its ``run.json`` records.
+
+    The first seven (``RESUME_KEYS``) define the run; a resumed run must be given the same.
+    The last three only say how long to train and how often to save, and may change when a
+    run is resumed (e.g. a larger ``steps``).
+    """
+
+    network: str
+    variant: str
+    batch: int
+    lr: float
+    seed: int
+    size: int
+    augment: bool
+    steps: int
+    patience: int
+    checkpoint_every: int
+
+    RESUME_KEYS: typing.ClassVar[tuple[str, ...]] = ("network", "variant", "batch", "lr",
+                                                      "seed", "size", "augment")
+
+    @classmethod
+    def from_args(cls, args) -> RunSettings:
+        """The settings of a parsed ``train`` command line."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def from_record(cls, record: dict) -> RunSettings:
+        """The settings a ``run.json`` records (its ``settings`` entry)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(record) != names:
+            raise ValueError(f"run.json's settings have keys {sorted(record)}, not "
+                             f"{sorted(names)}; the run was written by another version of "
+                             "the command: retrain it.")
+        return cls(**record)
+
+    def as_record(self) -> dict:
+        """The ``settings`` entry of ``run.json``."""
+        return dataclasses.asdict(self)
+
+    def differences(self, other: RunSettings) -> list[str]:
+        """The defining settings (``RESUME_KEYS``) in which ``other`` differs, as options."""
+        return [f"--{k.replace('_', '-')} {getattr(self, k)} (not {getattr(other, k)})"
+                for k in self.RESUME_KEYS if getattr(self, k) != getattr(other, k)]
 
 
 def machine() -> dict:
@@ -196,8 +238,8 @@ def commit() -> str | None:
 def _check_resume(run: Path, args) -> dict:
     """The run's saved settings, after checking the command line agrees with them."""
     saved = json.loads((run / "run.json").read_text())
-    differ = [f"--{k} {saved['settings'][k]} (not {getattr(args, k)})" for k in _RUN_KEYS
-              if saved["settings"][k] != getattr(args, k)]
+    differ = RunSettings.from_record(saved["settings"]).differences(
+        RunSettings.from_args(args))
     if differ:
         raise ValueError(f"{str(run)!r} was trained with {', '.join(differ)}; pass the same "
                          "settings to continue it, or a new --out for a new run.")
@@ -222,7 +264,7 @@ def _start_run(run: Path, args, chief: bool) -> None:
         coll = collection.scan(args.photos, step=args.step or 10.0, size=args.size,
                                working=run / "working", held_out_folder=args.held_out)
         collection.save(coll, run)
-        record = {"settings": _settings(args), "history": [], "steps": 0,
+        record = {"settings": RunSettings.from_args(args).as_record(), "history": [], "steps": 0,
                   "photos": {"folder": str(coll.folder), "train": coll.train,
                              "held_out_folder": None if coll.held_out_folder is None
                              else str(coll.held_out_folder), "held_out": coll.held_out},
@@ -454,18 +496,18 @@ def load_run(run: str | Path):
     coll = collection.load(run)
     if not (run / "run.json").is_file():
         raise ValueError(f"{str(run)!r} has no run.json; is it a run folder?")
-    settings = json.loads((run / "run.json").read_text())["settings"]
+    settings = RunSettings.from_record(json.loads((run / "run.json").read_text())["settings"])
     latest = tf.train.latest_checkpoint(run / "checkpoints")
     if not latest and not (run / BEST).is_file():
         raise ValueError(f"{str(run)!r} holds no checkpoint yet; let `train` reach its first "
                          "checkpoint (--checkpoint-every).")
-    kind = "regression" if settings["variant"] == "regression" else "classification"
-    model = colorizer.build_model(len(coll.bins), kind, "float32", settings["network"])
+    kind = "regression" if settings.variant == "regression" else "classification"
+    model = colorizer.build_model(len(coll.bins), kind, "float32", settings.network)
     if (run / BEST).is_file():  # the checkpoint with the lowest held-out loss
         try:
             model.load_weights(run / BEST)
         except ValueError as err:
-            raise ValueError(f"{str(run / BEST)!r} does not fit today's {settings['network']} "
+            raise ValueError(f"{str(run / BEST)!r} does not fit today's {settings.network} "
                              f"network over {len(coll.bins)} bins ({err}); retrain the run "
                              "(`make weights` for the book's runs).") from None
         return model, coll, settings
@@ -546,7 +588,7 @@ def colorize(args) -> int:
     skipped, written = [], 0
     for path in _inputs(args.images):
         try:
-            rgb = colorize_file(model, coll, path, settings["variant"])
+            rgb = colorize_file(model, coll, path, settings.variant)
         except (OSError, Image.DecompressionBombError, SyntaxError):
             skipped.append(str(path))
             continue

@@ -1,5 +1,6 @@
 """The colorizer command and its photo collection, on small synthetic photo folders."""
 
+import dataclasses
 import json
 import os
 import re
@@ -226,14 +227,14 @@ def test_colorize_in_bands_gives_the_whole_image_result(trained):
     folder, run, _ = trained
     model, coll, settings = colorizer_cli.load_run(run)
     photo = folder / "photo00.jpg"
-    whole = colorizer_cli.colorize_file(model, coll, photo, settings["variant"], band_rows=10**6)
-    banded = colorizer_cli.colorize_file(model, coll, photo, settings["variant"], band_rows=7)
+    whole = colorizer_cli.colorize_file(model, coll, photo, settings.variant, band_rows=10**6)
+    banded = colorizer_cli.colorize_file(model, coll, photo, settings.variant, band_rows=7)
     assert banded.shape == whole.shape and banded.dtype == np.float32
     # per-pixel conversions: bands change nothing but float32 rounding (exact on one CPU; on an
     # AVX2 one, one value in 9,063 differed by 3e-8)
     np.testing.assert_allclose(banded, whole, rtol=0, atol=4 * np.finfo(np.float32).eps)
     with pytest.raises(ValueError, match="band_rows"):
-        colorizer_cli.colorize_file(model, coll, photo, settings["variant"], band_rows=0)
+        colorizer_cli.colorize_file(model, coll, photo, settings.variant, band_rows=0)
 
 
 def test_bad_runs_give_one_clear_error(trained, tmp_path, capsys):
@@ -497,3 +498,16 @@ def test_book_runs_are_the_train_command_with_the_books_settings():
                                      "local": colorizer.CONTEXT_WINDOW}
     with pytest.raises(ValueError, match="choose from"):
         colorizer_cli.book_run_args("main-nonsense")
+
+
+def test_run_settings_round_trip_through_run_json_and_name_what_a_resume_changed():
+    args = colorizer_cli.parser().parse_args(
+        ["train", "--photos", "p", "--out", "o", "--variant", "rebalanced", "--lr", "0.002"])
+    settings = colorizer_cli.RunSettings.from_args(args)
+    record = json.loads(json.dumps(settings.as_record()))  # as run.json stores it
+    assert colorizer_cli.RunSettings.from_record(record) == settings
+    assert settings.differences(settings) == []
+    longer = dataclasses.replace(settings, steps=settings.steps * 2, lr=0.001)
+    assert settings.differences(longer) == ["--lr 0.002 (not 0.001)"]  # steps may change
+    with pytest.raises(ValueError, match="another version"):
+        colorizer_cli.RunSettings.from_record({**record, "old_key": 1})

@@ -21,7 +21,7 @@ def test_every_book_run_is_committed_and_nothing_else():
 def test_recorded_settings_are_the_ones_make_weights_uses(name):
     record = json.loads((colorizer_cli.BOOK_RUNS_DIR / name / "run.json").read_text())
     args = colorizer_cli.parser().parse_args(colorizer_cli.book_run_args(name))
-    assert record["settings"] == colorizer_cli._settings(args)
+    assert record["settings"] == colorizer_cli.RunSettings.from_args(args).as_record()
 
 
 @pytest.mark.parametrize("name", sorted(colorizer_cli.BOOK_RUNS))
@@ -43,6 +43,6 @@ def test_committed_weights_load_and_were_the_best_held_out_checkpoint(name):
     assert record["best"]["step"] == record["history"][int(np.argmin(losses))][0]
     L = np.full((1, 64, 96, 1), 50.0, np.float32)
     out = model(L, training=False).numpy()
-    kind = 2 if settings["variant"] == "regression" else len(coll.bins)
+    kind = 2 if settings.variant == "regression" else len(coll.bins)
     assert out.shape == (1, 16, 24, kind) and np.all(np.isfinite(out))
     assert isinstance(coll, collection.Collection) and colorizer.receptive_field(model) > 32
