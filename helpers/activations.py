@@ -168,24 +168,28 @@ def signal_profile(kernels: list, functions: list, x, y, block: str = "plain") -
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits,
                                                                            from_logits=True))
     deltas, weight_grads, out_grad = tape.gradient(loss, [zs, kernels[:-1], logits])
+    stats = {key: value.numpy() for key, value in
+             _profile_statistics(hs, zs, deltas, weight_grads, kernels[:-1]).items()}
+    return stats | {"out_grad": float(tf.sqrt(tf.reduce_mean(tf.square(out_grad)))),
+                    "logits": logits.numpy()}
 
-    def per_layer(tensors, statistic) -> np.ndarray:
-        return np.array([float(statistic(t)) for t in tensors])
+
+@tf.function(reduce_retracing=True)
+def _profile_statistics(hs, zs, deltas, weight_grads, kernels) -> dict:
+    """Every per-layer statistic of :func:`signal_profile` in one traced call (one host sync)."""
+    def per_layer(tensors, statistic):
+        return tf.stack([statistic(t) for t in tensors])
 
     def rms(t):
         return tf.sqrt(tf.reduce_mean(tf.square(t)))
 
-    def mean_abs(t):
-        return tf.reduce_mean(tf.abs(t))
-
     return {"spread": per_layer(hs, tf.math.reduce_std), "mean": per_layer(hs, tf.reduce_mean),
             "variance": per_layer(hs, tf.math.reduce_variance),
             "z_spread": per_layer(zs, tf.math.reduce_std),
-            "delta": per_layer(deltas, rms), "delta_mean_abs": per_layer(deltas, mean_abs),
-            "weight": per_layer(weight_grads, mean_abs),
-            "relgrad": np.array([float(tf.norm(g) / tf.norm(k))
-                                 for g, k in zip(weight_grads, kernels)]),
-            "out_grad": float(rms(out_grad)), "logits": logits.numpy()}
+            "delta": per_layer(deltas, rms),
+            "delta_mean_abs": per_layer(deltas, lambda t: tf.reduce_mean(tf.abs(t))),
+            "weight": per_layer(weight_grads, lambda t: tf.reduce_mean(tf.abs(t))),
+            "relgrad": tf.stack([tf.norm(g) / tf.norm(k) for g, k in zip(weight_grads, kernels)])}
 
 
 def train_stack(kernels: list, functions: list, x, y, block: str = "plain", *, steps: int,
