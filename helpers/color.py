@@ -658,6 +658,52 @@ def hue_hits(pred_ab: np.ndarray, true_ab: np.ndarray, *,
     return int(hit.sum()), int(scored.sum())
 
 
+def hue_range_scores(pred_ab: list[np.ndarray], true_ab: list[np.ndarray],
+                     hue_range: tuple[float, float], *,
+                     min_true_chroma: float = HUE_MIN_TRUE_CHROMA) -> dict[str, float]:
+    """The right-hue share and the typical predicted hue where the true hue is in a range.
+
+    Over a set of photos (e.g. the sky: true hues 225° to 315°), takes the clearly coloured
+    pixels (true chroma at least ``min_true_chroma``) whose true hue, in degrees from 0 to 360,
+    lies in ``[low, high)``, scores them with :func:`hue_hits` and takes the median hue of
+    the predictions there.
+
+    Args:
+        pred_ab: one predicted ab array ``(..., 2)`` per photo.
+        true_ab: the true ab arrays, same shapes.
+        hue_range: ``(low, high)`` in degrees, ``0 <= low < high <= 360``.
+        min_true_chroma: the chroma a true colour needs to be counted.
+
+    Returns:
+        ``pixels`` (counted), ``photos`` (with at least one such pixel), ``top_share`` (the
+        largest photo's share of the pixels), ``hits``, ``share`` (hits / pixels) and
+        ``median_hue`` (of the predictions, degrees); the last three ratios are NaN when no
+        pixel is counted.
+    """
+    low, high = (float(h) for h in hue_range)
+    if not 0 <= low < high <= 360:
+        raise ValueError(f"hue_range must be (low, high) degrees with 0 <= low < high <= 360, "
+                         f"got {hue_range!r}.")
+    if len(pred_ab) != len(true_ab):
+        raise ValueError(f"hue_range_scores needs one prediction per photo: got {len(pred_ab)} "
+                         f"predictions for {len(true_ab)} photos.")
+    counts, hits, hues = [], 0, []
+    for pred, true in zip(pred_ab, true_ab):
+        pred, true = _check_pair(pred, true)
+        hue = np.degrees(np.arctan2(true[..., 1], true[..., 0])) % 360
+        keep = ((hue >= low) & (hue < high)
+                & (np.hypot(true[..., 0], true[..., 1]) >= min_true_chroma))
+        hits += hue_hits(pred[keep], true[keep], min_true_chroma=min_true_chroma)[0]
+        counts.append(int(keep.sum()))
+        hues.append(np.degrees(np.arctan2(pred[keep][:, 1], pred[keep][:, 0])) % 360)
+    pixels = sum(counts)
+    nan = float("nan")
+    return {"pixels": pixels, "photos": sum(c > 0 for c in counts),
+            "top_share": max(counts) / pixels if pixels else nan, "hits": hits,
+            "share": hits / pixels if pixels else nan,
+            "median_hue": float(np.median(np.concatenate(hues))) if pixels else nan}
+
+
 def soft_cross_entropy(probs: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,
                        sigma: float = 5.0, k: int = 5) -> float:
     """Mean cross-entropy (nats per pixel) of predicted distributions against the soft targets.

@@ -371,3 +371,24 @@ def test_grid_points_within_one_step_of_the_gamut_hull_are_the_papers_313():
     assert {tuple(p) for p in squares} < {tuple(p) for p in near}
     with pytest.raises(ValueError, match="reach"):
         color.gamut_hull_bins(10.0, levels=64, reach=0)
+
+
+def test_hue_range_scores_counts_the_range_and_the_predicted_hue():
+    def ab(deg, chroma=40.0):
+        rad = np.radians(np.asarray(deg, float))
+        return np.stack([chroma * np.cos(rad), chroma * np.sin(rad)], -1).astype(np.float32)
+
+    sky = [ab([270, 260, 10]), ab([250, 250])]  # two photos: 4 pixels in 225-315, one red
+    orange = [ab([60, 60, 60]), ab([50, 270])]  # predicted: orange, except one right pixel
+    out = color.hue_range_scores(orange, sky, (225, 315))
+    assert (out["pixels"], out["photos"], out["hits"]) == (4, 2, 1)
+    assert out["share"] == 0.25 and out["top_share"] == 0.5
+    assert out["median_hue"] == pytest.approx(60.0, abs=1e-3)
+    none = color.hue_range_scores(orange, sky, (100, 200))
+    assert none["pixels"] == 0 and np.isnan(none["share"]) and np.isnan(none["median_hue"])
+    faint = color.hue_range_scores([ab([60])], [ab([270], chroma=5.0)], (225, 315))
+    assert faint["pixels"] == 0  # not clearly coloured: not counted
+    with pytest.raises(ValueError, match="low < high"):
+        color.hue_range_scores(orange, sky, (315, 225))
+    with pytest.raises(ValueError, match="one prediction per photo"):
+        color.hue_range_scores(orange[:1], sky, (225, 315))
