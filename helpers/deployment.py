@@ -330,14 +330,18 @@ def run_batches(run: Callable, x: np.ndarray, batch: int = 1000) -> np.ndarray:
 
 
 def latency_rounds(runs: dict[str, Callable], x: np.ndarray, batches: Sequence[int], *,
-                   rounds: int, min_seconds: float) -> dict[str, dict[int, np.ndarray]]:
+                   rounds: int, min_seconds: float,
+                   seed: int = 0) -> dict[str, dict[int, np.ndarray]]:
     """Median seconds per call of every run at every batch size, once per round.
 
-    Each round times every run at every batch size in turn; both the order of the batch
-    sizes and the order of the runs rotate from round to round, so no run or batch size has
-    a fixed position. Load that drifts slower than a round hits all runs alike, which makes
-    the rounds the pairing unit of a comparison; bursts shorter than a round do not, which
-    is why rounds are compared with a robust statistic (``median_ratio``).
+    Each round times every run at every batch size in turn, in an order shuffled afresh
+    every round (the batch sizes and, within each, the runs), so no run keeps a fixed
+    position or a fixed neighbour: a run that leaves caches, threads or allocations warm or
+    cold for the next one biases no pair the same way in every round. (An earlier version
+    rotated the order, which keeps every run's neighbours fixed.) Load that drifts slower
+    than a round hits all runs alike, which makes the rounds the pairing unit of a
+    comparison; bursts shorter than a round do not, which is why rounds are compared with a
+    robust statistic (``median_ratio``).
 
     Args:
         runs: name to callable on a batch (``x[:b]`` for batch size ``b``).
@@ -345,6 +349,7 @@ def latency_rounds(runs: dict[str, Callable], x: np.ndarray, batches: Sequence[i
         batches: batch sizes to time.
         rounds: how many rounds.
         min_seconds: each timing in a round lasts about this long (at least 3 calls).
+        seed: seeds the shuffled orders (the same seed, the same orders).
 
     Returns:
         ``{name: {batch: array of shape (rounds,)}}`` in seconds per call.
@@ -363,12 +368,11 @@ def latency_rounds(runs: dict[str, Callable], x: np.ndarray, batches: Sequence[i
             once = _one_call_seconds(runs[name], x[:b], warmup=2)
             calls[name, b] = int(min(1000, max(3, math.ceil(min_seconds / once))))
     result = {name: {b: np.empty(rounds) for b in batches} for name in names}
+    rng = np.random.default_rng(seed)
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        shift = r % len(batches)
-        for b in batches[shift:] + batches[:shift]:
+        for b in (batches[i] for i in rng.permutation(len(batches))):
             xb = x[:b]
-            for name in order:
+            for name in (names[i] for i in rng.permutation(len(names))):
                 seconds = time_calls(lambda name=name, xb=xb: runs[name](xb),
                                      repeats=calls[name, b], warmup=1)
                 result[name][b][r] = float(np.median(seconds))

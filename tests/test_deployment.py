@@ -73,6 +73,28 @@ def test_latency_rounds_time_every_run_and_batch():
         deployment.latency_rounds(runs, X, [1], rounds=0, min_seconds=1e-4)
 
 
+def test_latency_rounds_shuffle_the_order_of_runs_every_round():
+    """No run keeps a fixed neighbour: with three runs, each ordered pair of runs follows
+    each other in some rounds and not in others, and a seed repeats the orders."""
+    names = "abc"
+
+    def orders(seed):
+        calls = []
+        runs = {n: (lambda x, n=n: calls.append(n)) for n in names}
+        deployment.latency_rounds(runs, X, [1], rounds=12, min_seconds=1e-9, seed=seed)
+        timed = calls[3 * len(names):]  # after the sizing calls (2 warm-ups and 1 each)
+        per_run = len(timed) // (12 * len(names))  # calls per timing (warm-up + repeats)
+        return ["".join(timed[i] for i in range(start, start + per_run * 3, per_run))
+                for start in range(0, len(timed), per_run * 3)]
+
+    first = orders(0)
+    assert len(first) == 12 and all(sorted(o) == list(names) for o in first)
+    assert len(set(first)) > 3  # a rotation of three runs gives only three orders
+    follows = {(o[i], o[i + 1]) for o in first for i in range(2)}
+    assert len(follows) == 6  # every run follows every other in some round
+    assert orders(0) == first and orders(1) != first
+
+
 def test_file_size_and_timer(tmp_path):
     (tmp_path / "a").write_bytes(b"x" * 10)
     (tmp_path / "sub").mkdir()
