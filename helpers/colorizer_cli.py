@@ -385,6 +385,9 @@ def train(args) -> int:
                record.get("stopped_early") else f"pass --steps above {done} to train on")
         print(f"{run} is trained to step {done}; {why}.", flush=True)
         return 0
+    # a resume may change steps, patience and checkpoint_every (the rest was checked equal):
+    # the record keeps the settings of the command that trained it last
+    record["settings"] = RunSettings.from_args(args).as_record()
     write_dir = saved_dir if chief else run / f".{task}"  # other workers: a scratch copy
     manager = tf.train.CheckpointManager(trainer.checkpoint, write_dir, max_to_keep=2)
 

@@ -206,6 +206,7 @@ def test_steps_continue_a_finished_run(trained, capsys):
     assert "from step 3 to 5" in capsys.readouterr().out
     record = json.loads((run / "run.json").read_text())
     assert record["steps"] == 5 and record["history"][-1][0] == 5
+    assert record["settings"]["steps"] == 5  # the record names the command that trained it last
 
 
 def test_colorize_keeps_size_and_lightness_and_accepts_grey(trained, tmp_path):
