@@ -83,8 +83,10 @@ pdf-quick: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not browser and not lab" tests
 
+# Two notebooks at a time (pytest-xdist), each whole in one worker and one kernel, in order.
 nbval: $(STAMP)
-	BOOK_QUICK=1 $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env chapters/
+	BOOK_QUICK=1 $(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile \
+	  --nbval-lax --nbval-current-env chapters/
 
 site-test: $(STAMP) apt-test
 	SITE_DIR=$(or $(SITE_DIR),$(QUICK_OUT)/_build/html) $(BIN)/python -m pytest -m browser tests
