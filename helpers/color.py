@@ -677,8 +677,9 @@ def hue_range_scores(pred_ab: list[np.ndarray], true_ab: list[np.ndarray],
     Returns:
         ``pixels`` (counted), ``photos`` (with at least one such pixel), ``top_share`` (the
         largest photo's share of the pixels), ``hits``, ``share`` (hits / pixels) and
-        ``median_hue`` (of the predictions, degrees); the last three ratios are NaN when no
-        pixel is counted.
+        ``median_hue`` (of the predictions, degrees) and ``median_chroma`` (of the
+        predictions: a hue of a near-grey prediction means little); the ratios and medians are
+        NaN when no pixel is counted.
     """
     low, high = (float(h) for h in hue_range)
     if not 0 <= low < high <= 360:
@@ -687,7 +688,7 @@ def hue_range_scores(pred_ab: list[np.ndarray], true_ab: list[np.ndarray],
     if len(pred_ab) != len(true_ab):
         raise ValueError(f"hue_range_scores needs one prediction per photo: got {len(pred_ab)} "
                          f"predictions for {len(true_ab)} photos.")
-    counts, hits, hues = [], 0, []
+    counts, hits, hues, chromas = [], 0, [], []
     for pred, true in zip(pred_ab, true_ab):
         pred, true = _check_pair(pred, true)
         hue = np.degrees(np.arctan2(true[..., 1], true[..., 0])) % 360
@@ -696,12 +697,14 @@ def hue_range_scores(pred_ab: list[np.ndarray], true_ab: list[np.ndarray],
         hits += hue_hits(pred[keep], true[keep], min_true_chroma=min_true_chroma)[0]
         counts.append(int(keep.sum()))
         hues.append(np.degrees(np.arctan2(pred[keep][:, 1], pred[keep][:, 0])) % 360)
+        chromas.append(np.hypot(pred[keep][:, 0], pred[keep][:, 1]))
     pixels = sum(counts)
     nan = float("nan")
     return {"pixels": pixels, "photos": sum(c > 0 for c in counts),
             "top_share": max(counts) / pixels if pixels else nan, "hits": hits,
             "share": hits / pixels if pixels else nan,
-            "median_hue": float(np.median(np.concatenate(hues))) if pixels else nan}
+            "median_hue": float(np.median(np.concatenate(hues))) if pixels else nan,
+            "median_chroma": float(np.median(np.concatenate(chromas))) if pixels else nan}
 
 
 def soft_cross_entropy(probs: np.ndarray, true_ab: np.ndarray, bins: np.ndarray,

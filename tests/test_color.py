@@ -384,8 +384,11 @@ def test_hue_range_scores_counts_the_range_and_the_predicted_hue():
     assert (out["pixels"], out["photos"], out["hits"]) == (4, 2, 1)
     assert out["share"] == 0.25 and out["top_share"] == 0.5
     assert out["median_hue"] == pytest.approx(60.0, abs=1e-3)
+    dull = color.hue_range_scores([ab([60, 60, 60], 3.0), ab([50, 270], 9.0)], sky, (225, 315))
+    assert dull["median_chroma"] == pytest.approx(6.0, abs=1e-3)  # of 3, 3, 9, 9
     none = color.hue_range_scores(orange, sky, (100, 200))
     assert none["pixels"] == 0 and np.isnan(none["share"]) and np.isnan(none["median_hue"])
+    assert np.isnan(none["median_chroma"])
     faint = color.hue_range_scores([ab([60])], [ab([270], chroma=5.0)], (225, 315))
     assert faint["pixels"] == 0  # not clearly coloured: not counted
     with pytest.raises(ValueError, match="low < high"):
